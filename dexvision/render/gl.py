@@ -1,0 +1,132 @@
+"""Headless OpenGL: EGL by default (Mesa's software rasterizer without a GPU, the GPU's EGL with one).
+
+PyOpenGL picks its platform when it is first imported, and MuJoCo's renderer picks
+its own from MUJOCO_GL; the two must agree or contexts clash in one process. So
+`configure_headless_gl()` runs when `dexvision.render` is imported, before pyrender.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from dexvision.errors import GLUnavailableError, UserError
+
+DEBIAN_GL_PACKAGES = "libegl1 libgl1-mesa-dri libglx-mesa0 libgles2"
+_SUPPORTED = ("egl", "osmesa")
+
+
+def configure_headless_gl() -> str:
+    """Make PYOPENGL_PLATFORM and MUJOCO_GL agree (default egl); returns the platform.
+
+    A user who sets one of them gets the other set to match; one who sets both to
+    different values gets a clear error when a renderer is created.
+    """
+    pyopengl = os.environ.get("PYOPENGL_PLATFORM")
+    mujoco_gl = os.environ.get("MUJOCO_GL")
+    platform = pyopengl or mujoco_gl or "egl"
+    os.environ.setdefault("PYOPENGL_PLATFORM", platform)
+    os.environ.setdefault("MUJOCO_GL", platform)
+    return platform
+
+
+def check_gl_platform() -> str:
+    pyopengl = os.environ.get("PYOPENGL_PLATFORM", "egl")
+    mujoco_gl = os.environ.get("MUJOCO_GL", pyopengl)
+    if pyopengl != mujoco_gl:
+        raise UserError(
+            f"PYOPENGL_PLATFORM={pyopengl} and MUJOCO_GL={mujoco_gl} disagree; "
+            "set both to egl (or both to osmesa)"
+        )
+    if pyopengl not in _SUPPORTED:
+        raise UserError(
+            f"PYOPENGL_PLATFORM={pyopengl} is not supported for headless rendering "
+            f"(valid: {', '.join(_SUPPORTED)})"
+        )
+    return pyopengl
+
+
+_OFFSCREEN = None
+
+
+def _colour_only_renderer_class():
+    """A pyrender Renderer with a chosen MSAA sample count that reads back colour only.
+
+    pyrender always renders into a 4x multisampled framebuffer and reads depth too;
+    on Mesa's CPU rasterizer 4x MSAA about doubles the cost of a frame, and the
+    depth readback is wasted work for RGB datasets.
+    """
+    from OpenGL import GL  # noqa: PLC0415
+    from pyrender.renderer import Renderer  # noqa: PLC0415
+
+    class ColourOnlyRenderer(Renderer):
+        msaa_samples = 0
+
+        def _configure_main_framebuffer(self):
+            key = (self.viewport_width, self.viewport_height, self.msaa_samples)
+            if self._main_fb is not None and getattr(self, "_fb_key", None) != key:
+                self._delete_main_framebuffer()
+            if self._main_fb is not None:
+                return
+            w, h = self.viewport_width, self.viewport_height
+            fbs, cbs, dbs = [], [], []
+            for samples in (0, self.msaa_samples):
+                cb, db = GL.glGenRenderbuffers(2)
+                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, cb)
+                GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, samples, GL.GL_RGBA, w, h)
+                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, db)
+                GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, samples, GL.GL_DEPTH_COMPONENT24, w, h)
+                fb = GL.glGenFramebuffers(1)
+                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
+                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_RENDERBUFFER, cb)
+                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_RENDERBUFFER, db)
+                fbs.append(fb), cbs.append(cb), dbs.append(db)
+            self._main_fb, self._main_fb_ms = fbs
+            self._main_cb, self._main_cb_ms = cbs
+            self._main_db, self._main_db_ms = dbs
+            self._main_fb_dims = (w, h)
+            self._fb_key = key
+
+        def _read_main_framebuffer(self, scene, flags):
+            w, h = self._main_fb_dims
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._main_fb_ms)
+            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, self._main_fb)
+            GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._main_fb)
+            buf = GL.glReadPixels(0, 0, w, h, GL.GL_RGB, GL.GL_UNSIGNED_BYTE)
+            color = np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3)[::-1]
+            return color, None
+
+    return ColourOnlyRenderer
+
+
+def create_offscreen(width: int, height: int, msaa_samples: int = 0):
+    """The process's pyrender OffscreenRenderer, resized; a GLUnavailableError names what to install.
+
+    One per process, never deleted: pyrender's EGL platform terminates the shared
+    EGL display when a renderer is deleted, which breaks every other renderer.
+    Its `render` returns (RGB image, None): the depth buffer is not read back.
+    """
+    global _OFFSCREEN
+    platform = check_gl_platform()
+    if _OFFSCREEN is None:
+        _OFFSCREEN = _create(width, height, platform)
+    _OFFSCREEN.viewport_width, _OFFSCREEN.viewport_height = width, height
+    _OFFSCREEN._renderer.msaa_samples = msaa_samples
+    return _OFFSCREEN
+
+
+def _create(width: int, height: int, platform: str):
+    try:
+        import pyrender  # noqa: PLC0415 - import after the platform is configured
+
+        offscreen = pyrender.OffscreenRenderer(width, height)
+        offscreen._renderer = _colour_only_renderer_class()(width, height)
+        return offscreen
+    except Exception as e:  # noqa: BLE001 - EGL/OSMesa failures come as many exception types
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GLUnavailableError(
+            f"no OpenGL context could be created through {platform.upper()} ({reason[:120]}); "
+            f"on Debian/Ubuntu install: apt-get install {DEBIAN_GL_PACKAGES}"
+        ) from None

@@ -1,0 +1,204 @@
+"""The renderer: a MuJoCo state and randomization parameters in, images from every camera out.
+
+Speed comes from drawing few meshes. pyrender's cost is per draw call (about 1 ms of
+Python per mesh on 2 cores), not per pixel, so the scene holds three meshes: the
+whole robot as one vertex-coloured mesh re-posed on the CPU each sample (every
+link moved by its MuJoCo pose: one upload, then one draw per camera), the block
+(rigid: only its node pose changes) and the floor. The lights, materials and
+textures change per sample; the GL programs and buffers of the block and floor
+are made once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import mujoco
+import numpy as np
+
+from dexvision.render.cameras import camera_label, opengl_camera_pose, opengl_intrinsics
+from dexvision.render.geometry import VISIBLE_GROUPS, GeomMesh, cube_texture_atlas, scene_meshes
+from dexvision.render.gl import create_offscreen
+from dexvision.render.images import floor_texture, postprocess, recolor
+from dexvision.render.randomization import RandomizationConfig
+from dexvision.sim.scenes import Scene
+
+
+@dataclasses.dataclass
+class RenderConfig:
+    image_size: int = 128
+    block_texture_size: int = 64  # texels per block face
+    floor_texture_size: int = 128
+    geom_groups: tuple[int, ...] = VISIBLE_GROUPS
+    max_mesh_faces: int = 300  # decimate robot meshes above this many triangles (0: never)
+    msaa_samples: int = 0  # multisample anti-aliasing; 4 halves the speed on a CPU rasterizer
+    randomization: RandomizationConfig = dataclasses.field(default_factory=RandomizationConfig)
+
+    def __post_init__(self):
+        if not 8 <= self.image_size <= 4096:
+            raise ValueError(f"image_size must be within [8, 4096], got {self.image_size}")
+        if self.msaa_samples not in (0, 2, 4, 8):
+            raise ValueError(f"msaa_samples must be 0, 2, 4 or 8, got {self.msaa_samples}")
+        if self.block_texture_size < 4 or self.floor_texture_size < 4:
+            raise ValueError("texture sizes must be >= 4")
+
+
+def _light_pose(direction: np.ndarray) -> np.ndarray:
+    """A pose whose -z axis points along `direction` (pyrender lights shine down their -z)."""
+    z = -np.asarray(direction, dtype=np.float64)
+    z /= np.linalg.norm(z)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(z[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    x = np.cross(helper, z)
+    x /= np.linalg.norm(x)
+    pose = np.eye(4)
+    pose[:3, :3] = np.stack([x, np.cross(z, x), z], axis=1)
+    return pose
+
+
+def _pose(pos: np.ndarray, mat: np.ndarray) -> np.ndarray:
+    pose = np.eye(4)
+    pose[:3, :3] = mat.reshape(3, 3)
+    pose[:3, 3] = pos
+    return pose
+
+
+class Renderer:
+    """Renders one scene from its camera rig. Not thread-safe: GL work stays on the creating thread."""
+
+    def __init__(self, scene: Scene, cfg: RenderConfig | None = None):
+        import pyrender  # noqa: PLC0415 - after dexvision.render configured the GL platform
+
+        self._pr = pyrender
+        self.scene = scene
+        self.cfg = cfg or RenderConfig()
+        self.model = scene.model
+        self.data = mujoco.MjData(self.model)
+        size = self.cfg.image_size
+        self._size = size
+        self._offscreen = create_offscreen(size, size, self.cfg.msaa_samples)
+        self.pr_scene = pyrender.Scene(bg_color=np.zeros(4), ambient_light=np.zeros(3))
+        meshes = scene_meshes(scene, self.cfg.geom_groups, self.cfg.max_mesh_faces)
+        self._setup_robot([m for m in meshes if m.role == "robot"])
+        self._setup_block(next(m for m in meshes if m.role == "block"))
+        self._setup_floor(next(m for m in meshes if m.role == "floor"))
+        self._camera = pyrender.IntrinsicsCamera(1.0, 1.0, 0.5, 0.5, znear=0.02, zfar=10.0)
+        self._camera_node = self.pr_scene.add(self._camera, pose=np.eye(4))
+        self._light_nodes: list = []
+        self._robot_node = None
+
+    # -- scene set-up -------------------------------------------------------------------
+    def _setup_robot(self, parts: list[GeomMesh]) -> None:
+        self._robot_geoms = np.array([p.geom_id for p in parts], dtype=np.int64)
+        self._robot_local_v = [p.vertices for p in parts]
+        self._robot_local_n = [p.normals for p in parts]
+        counts = [len(p.vertices) for p in parts]
+        self._robot_slices = np.cumsum([0] + counts)
+        offsets = self._robot_slices[:-1]
+        self._robot_faces = np.concatenate([p.faces + o for p, o in zip(parts, offsets)]).astype(np.uint32)
+        self._robot_base_rgb = np.stack([p.rgba[:3] for p in parts])
+        n = int(self._robot_slices[-1])
+        self._robot_v = np.empty((n, 3), np.float32)
+        self._robot_n = np.empty((n, 3), np.float32)
+
+    def _setup_block(self, mesh: GeomMesh) -> None:
+        pr = self._pr
+        self._block_geom = mesh.geom_id
+        self._block_atlas = cube_texture_atlas(
+            self.model, self.model.geom_matid[mesh.geom_id], self.cfg.block_texture_size)
+        self._block_material = pr.MetallicRoughnessMaterial(
+            baseColorFactor=mesh.rgba if self._block_atlas is None else np.ones(4), metallicFactor=0.0)
+        prim = pr.Primitive(positions=mesh.vertices, normals=mesh.normals, indices=mesh.faces,
+                            texcoord_0=mesh.uv if self._block_atlas is not None else None,
+                            material=self._block_material)
+        self._block_node = self.pr_scene.add(pr.Mesh([prim]))
+
+    def _setup_floor(self, mesh: GeomMesh) -> None:
+        pr = self._pr
+        self._floor_material = pr.MetallicRoughnessMaterial(baseColorFactor=np.ones(4), metallicFactor=0.0)
+        prim = pr.Primitive(positions=mesh.vertices, normals=mesh.normals, indices=mesh.faces,
+                            texcoord_0=mesh.uv, material=self._floor_material)
+        mujoco.mj_kinematics(self.model, self.data)
+        g = self.model.geom(self.scene.floor_geom).id
+        self.pr_scene.add(pr.Mesh([prim]), pose=_pose(self.data.geom_xpos[g], self.data.geom_xmat[g]))
+
+    # -- per-sample updates -------------------------------------------------------------
+    def set_state(self, qpos: np.ndarray) -> None:
+        """Pose every body from `qpos` (forward kinematics only: the state is taken as given)."""
+        if len(qpos) != self.model.nq:
+            raise ValueError(f"qpos has {len(qpos)} values, the {self.scene.task} model needs {self.model.nq}")
+        self.data.qpos[:] = qpos
+        mujoco.mj_kinematics(self.model, self.data)
+        d = self.data
+        g = self._block_geom
+        self.pr_scene.set_pose(self._block_node, _pose(d.geom_xpos[g], d.geom_xmat[g]))
+
+    def _update_robot(self, hand: dict) -> None:
+        pr, d = self._pr, self.data
+        sl = self._robot_slices
+        for i, g in enumerate(self._robot_geoms):
+            rot = d.geom_xmat[g].reshape(3, 3).astype(np.float32)
+            np.matmul(self._robot_local_v[i], rot.T, out=self._robot_v[sl[i]:sl[i + 1]])
+            self._robot_v[sl[i]:sl[i + 1]] += d.geom_xpos[g].astype(np.float32)
+            np.matmul(self._robot_local_n[i], rot.T, out=self._robot_n[sl[i]:sl[i + 1]])
+        link_rng = np.random.default_rng(hand["link_seed"])
+        tint = np.asarray(hand["color"], np.float32) * (
+            1.0 + link_rng.normal(0.0, hand["link_jitter"], (len(self._robot_geoms), 3)).astype(np.float32))
+        colors = np.repeat(np.clip(tint, 0, 1), np.diff(sl), axis=0)
+        material = pr.MetallicRoughnessMaterial(
+            baseColorFactor=np.ones(4), metallicFactor=hand["metallic"], roughnessFactor=hand["roughness"])
+        prim = pr.Primitive(positions=self._robot_v, normals=self._robot_n, color_0=colors,
+                            indices=self._robot_faces, material=material)
+        if self._robot_node is not None:
+            self.pr_scene.remove_node(self._robot_node)
+        self._robot_node = self.pr_scene.add(pr.Mesh([prim]))
+
+    def _update_appearance(self, appearance: dict) -> None:
+        pr = self._pr
+        self._update_robot(appearance["hand"])
+        block = appearance["block"]
+        self._block_material.roughnessFactor = block["roughness"]
+        if self._block_atlas is not None:
+            atlas = recolor(self._block_atlas, block["hue_shift"], block["saturation"], block["brightness"])
+            self._block_material.baseColorTexture = pr.Texture(source=atlas, source_channels="RGB")
+        floor = appearance["floor"]
+        self._floor_material.roughnessFactor = floor["roughness"]
+        self._floor_material.baseColorTexture = pr.Texture(
+            source=floor_texture(floor, self.cfg.floor_texture_size), source_channels="RGB")
+        self.pr_scene.bg_color = np.array([*appearance["background"], 1.0])
+
+    def _update_lighting(self, lighting: dict) -> None:
+        pr = self._pr
+        for node in self._light_nodes:
+            self.pr_scene.remove_node(node)
+        self._light_nodes = [
+            self.pr_scene.add(pr.DirectionalLight(color=light["color"], intensity=light["intensity"]),
+                              pose=_light_pose(light["direction"]))
+            for light in lighting["lights"]
+        ]
+        self.pr_scene.ambient_light = np.full(3, lighting["ambient"])
+
+    # -- public API ---------------------------------------------------------------------
+    def camera_labels(self, params: dict) -> list[dict]:
+        size = self.cfg.image_size
+        return [camera_label(cam, size, size) for cam in params["cameras"]]
+
+    def render(self, qpos: np.ndarray, params: dict, show_block: bool = True) -> list[np.ndarray]:
+        """One RGB uint8 image (H, W, 3) per camera of `params`, post-processed."""
+        self.set_state(qpos)
+        self._update_appearance(params["appearance"])
+        self._update_lighting(params["lighting"])
+        self._block_node.mesh.is_visible = show_block
+        self._offscreen = create_offscreen(self._size, self._size, self.cfg.msaa_samples)
+        images = []
+        for label, post in zip(self.camera_labels(params), params["post"]):
+            fx, fy, cx, cy = opengl_intrinsics(label["K"])
+            self._camera.fx, self._camera.fy, self._camera.cx, self._camera.cy = fx, fy, cx, cy
+            self.pr_scene.set_pose(self._camera_node, opengl_camera_pose(label["R"], label["t"]))
+            color, _ = self._offscreen.render(self.pr_scene)
+            images.append(postprocess(color, post))
+        return images
+
+    def block_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Block position (m) and quaternion (wxyz) of the state last passed to render/set_state."""
+        return self.scene.block_pose(self.data)
+
