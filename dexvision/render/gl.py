@@ -7,6 +7,7 @@ its own from MUJOCO_GL; the two must agree or contexts clash in one process. So
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import numpy as np
@@ -112,9 +113,22 @@ def create_offscreen(width: int, height: int, msaa_samples: int = 0):
     platform = check_gl_platform()
     if _OFFSCREEN is None:
         _OFFSCREEN = _create(width, height, platform)
+        atexit.register(_release)
     _OFFSCREEN.viewport_width, _OFFSCREEN.viewport_height = width, height
     _OFFSCREEN._renderer.msaa_samples = msaa_samples
     return _OFFSCREEN
+
+
+def _release() -> None:
+    """Free the GL context before interpreter shutdown tears PyOpenGL down under it."""
+    global _OFFSCREEN
+    if _OFFSCREEN is not None:
+        try:
+            _OFFSCREEN.delete()
+        except Exception:  # noqa: BLE001 - another library may have torn the display down first
+            pass
+        finally:
+            _OFFSCREEN = None
 
 
 def _create(width: int, height: int, platform: str):

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 from pathlib import Path
 
 import mujoco
 import numpy as np
 
 from dexvision.errors import UserError
+from dexvision.sim.rotations import quat_normalize
 
 TASKS = ("hand-block", "gimbal-block")
 
@@ -31,14 +33,14 @@ BLOCK_HALF_SIZE = 0.025
 @functools.lru_cache(maxsize=1)
 def assets_dir() -> Path:
     """gymnasium-robotics' asset folder holding hand/, stls/hand/ and textures/."""
-    try:
-        import gymnasium_robotics  # noqa: PLC0415 - import only to locate files
-    except ImportError:
+    # Located without importing it: importing gymnasium_robotics prints notices.
+    spec = importlib.util.find_spec("gymnasium_robotics")
+    if spec is None or not spec.submodule_search_locations:
         raise UserError(
             "gymnasium-robotics is not installed; it ships the Shadow Hand and block "
             "assets (pip install gymnasium-robotics)"
-        ) from None
-    path = Path(gymnasium_robotics.__file__).parent / "envs" / "assets"
+        )
+    path = Path(spec.submodule_search_locations[0]) / "envs" / "assets"
     if not (path / "hand" / "manipulate_block.xml").is_file():
         raise UserError(f"gymnasium-robotics at {path} has no hand/manipulate_block.xml")
     return path
@@ -57,9 +59,9 @@ class Scene:
     look_at: np.ndarray = dataclasses.field(default_factory=lambda: BLOCK_REST_POINT.copy())
 
     def block_pose(self, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
-        """Block centre (m, world) and orientation (wxyz, world) in `data` after kinematics."""
+        """Block centre (m, world) and orientation (unit wxyz, w >= 0, world) in `data` after kinematics."""
         body = data.body(self.block_body)
-        return body.xpos.copy(), body.xquat.copy()
+        return body.xpos.copy(), quat_normalize(body.xquat)
 
     @property
     def robot_geoms(self) -> set[int]:
