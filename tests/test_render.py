@@ -99,3 +99,12 @@ def test_camera_count_and_image_size_are_configurable():
     cfg = small_config("gimbal-block", **{"render.randomization.cameras.count": 2, "render.image_size": 32})
     sample = SampleGenerator(cfg).generate(0)
     assert len(sample.images) == 2 and sample.images[0].shape == (32, 32, 3)
+
+
+def test_pbr_shading_is_available_and_differs():
+    lean = SampleGenerator(small_config("gimbal-block")).generate(0)
+    pbr = SampleGenerator(small_config("gimbal-block", **{"render.shading": "pbr"})).generate(0)
+    assert lean.label == pbr.label
+    assert not np.array_equal(lean.images[0], pbr.images[0])
+    # Same scene, same place: the images agree roughly even though the shading model differs.
+    assert np.abs(lean.images[0].astype(int) - pbr.images[0].astype(int)).mean() < 40

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -102,7 +103,67 @@ def _colour_only_renderer_class():
     return ColourOnlyRenderer
 
 
-def create_offscreen(width: int, height: int, msaa_samples: int = 0):
+SHADINGS = ("lean", "pbr")
+_LEAN_FRAGMENT = Path(__file__).resolve().parent / "shaders" / "lean_mesh.frag"
+
+
+def _set_uniform_cached(self, name, value, unsigned=False):
+    """pyrender's ShaderProgram.set_uniform, with uniform locations looked up once per program.
+
+    pyrender asks GL for the location of every uniform on every draw (dozens per
+    frame); through PyOpenGL each look-up costs microseconds that add up to a
+    millisecond per sample. Unknown names are ignored, as pyrender does.
+    """
+    from OpenGL import GL  # noqa: PLC0415
+
+    locations = self.__dict__.setdefault("_dexvision_locations", {})
+    loc = locations.get(name)
+    if loc is None:
+        loc = locations[name] = GL.glGetUniformLocation(self._program_id, name)
+    if loc == -1:
+        return
+    if isinstance(value, np.ndarray):
+        if value.ndim == 1:
+            n = value.shape[0]
+            if unsigned or value.dtype.kind == "u":
+                getattr(GL, f"glUniform{n}uiv")(loc, 1, value.astype(np.uint32))
+            elif value.dtype.kind in "ib":
+                getattr(GL, f"glUniform{n}iv")(loc, 1, value.astype(np.int32))
+            else:
+                getattr(GL, f"glUniform{n}fv")(loc, 1, value.astype(np.float32))
+        else:
+            r, c = value.shape
+            suffix = f"{r}" if r == c else f"{r}x{c}"
+            getattr(GL, f"glUniformMatrix{suffix}fv")(loc, 1, GL.GL_TRUE, value.astype(np.float32))
+    elif isinstance(value, float):
+        GL.glUniform1f(loc, value)
+    elif isinstance(value, (int, np.integer)):
+        (GL.glUniform1ui if unsigned else GL.glUniform1i)(loc, int(value))
+
+
+def _program_cache(shading: str):
+    """pyrender's shader cache with cached uniform locations; with shading 'lean' its GGX
+    mesh shader is swapped for ours."""
+    import types  # noqa: PLC0415
+
+    from pyrender.shader_program import ShaderProgramCache  # noqa: PLC0415
+
+    class FastShaderCache(ShaderProgramCache):
+        def get_program(self, vertex_shader, fragment_shader, geometry_shader=None, defines=None):
+            if shading == "lean" and fragment_shader == "mesh.frag":
+                fragment_shader = str(_LEAN_FRAGMENT)  # os.path.join keeps an absolute path
+            program = super().get_program(vertex_shader, fragment_shader, geometry_shader, defines)
+            if "set_uniform" not in program.__dict__:
+                program.set_uniform = types.MethodType(_set_uniform_cached, program)
+            return program
+
+    return FastShaderCache()
+
+
+_CACHES: dict[str, object] = {}
+
+
+def create_offscreen(width: int, height: int, msaa_samples: int = 0, shading: str = "lean"):
     """The process's pyrender OffscreenRenderer, resized; a GLUnavailableError names what to install.
 
     One per process, never deleted: pyrender's EGL platform terminates the shared
@@ -115,7 +176,11 @@ def create_offscreen(width: int, height: int, msaa_samples: int = 0):
         _OFFSCREEN = _create(width, height, platform)
         atexit.register(_release)
     _OFFSCREEN.viewport_width, _OFFSCREEN.viewport_height = width, height
-    _OFFSCREEN._renderer.msaa_samples = msaa_samples
+    renderer = _OFFSCREEN._renderer
+    renderer.msaa_samples = msaa_samples
+    if shading not in _CACHES:
+        _CACHES[shading] = _program_cache(shading)
+    renderer._program_cache = _CACHES[shading]
     return _OFFSCREEN
 
 

@@ -21,7 +21,7 @@ FLOOR_PATTERNS = ("flat", "checker", "stripes", "noise", "blobs")
 @dataclasses.dataclass
 class LightingConfig:
     count: tuple[int, int] = (1, 4)  # number of directional lights, inclusive
-    intensity: Range = (1.0, 4.0)  # per light (pyrender lux)
+    intensity: Range = (0.6, 2.5)  # per light (pyrender lux); more washes the block faces out
     elevation_deg: Range = (20.0, 90.0)  # light comes from above the horizon
     color_saturation: Range = (0.0, 0.25)  # 0 = white light
     ambient: Range = (0.05, 0.35)  # grey level of the ambient term

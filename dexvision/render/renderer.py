@@ -18,7 +18,7 @@ import numpy as np
 
 from dexvision.render.cameras import camera_label, opengl_camera_pose, opengl_intrinsics
 from dexvision.render.geometry import VISIBLE_GROUPS, GeomMesh, cube_texture_atlas, scene_meshes
-from dexvision.render.gl import create_offscreen
+from dexvision.render.gl import SHADINGS, create_offscreen
 from dexvision.render.images import floor_texture, postprocess, recolor
 from dexvision.render.randomization import RandomizationConfig
 from dexvision.sim.scenes import Scene
@@ -32,11 +32,14 @@ class RenderConfig:
     geom_groups: tuple[int, ...] = VISIBLE_GROUPS
     max_mesh_faces: int = 300  # decimate robot meshes above this many triangles (0: never)
     msaa_samples: int = 0  # multisample anti-aliasing; 4 halves the speed on a CPU rasterizer
+    shading: str = "lean"  # "lean" (Lambert + Blinn-Phong, fast) or "pbr" (pyrender's GGX shader)
     randomization: RandomizationConfig = dataclasses.field(default_factory=RandomizationConfig)
 
     def __post_init__(self):
         if not 8 <= self.image_size <= 4096:
             raise ValueError(f"image_size must be within [8, 4096], got {self.image_size}")
+        if self.shading not in SHADINGS:
+            raise ValueError(f"shading must be one of {', '.join(SHADINGS)}, got {self.shading!r}")
         if self.msaa_samples not in (0, 2, 4, 8):
             raise ValueError(f"msaa_samples must be 0, 2, 4 or 8, got {self.msaa_samples}")
         if self.block_texture_size < 4 or self.floor_texture_size < 4:
@@ -75,7 +78,7 @@ class Renderer:
         self.data = mujoco.MjData(self.model)
         size = self.cfg.image_size
         self._size = size
-        self._offscreen = create_offscreen(size, size, self.cfg.msaa_samples)
+        self._offscreen = create_offscreen(size, size, self.cfg.msaa_samples, self.cfg.shading)
         self.pr_scene = pyrender.Scene(bg_color=np.zeros(4), ambient_light=np.zeros(3))
         meshes = scene_meshes(scene, self.cfg.geom_groups, self.cfg.max_mesh_faces)
         self._setup_robot([m for m in meshes if m.role == "robot"])
@@ -167,14 +170,18 @@ class Renderer:
         self.pr_scene.bg_color = np.array([*appearance["background"], 1.0])
 
     def _update_lighting(self, lighting: dict) -> None:
+        """Re-use light nodes across samples: only their number, colour, intensity and pose change."""
         pr = self._pr
-        for node in self._light_nodes:
-            self.pr_scene.remove_node(node)
-        self._light_nodes = [
-            self.pr_scene.add(pr.DirectionalLight(color=light["color"], intensity=light["intensity"]),
-                              pose=_light_pose(light["direction"]))
-            for light in lighting["lights"]
-        ]
+        lights = lighting["lights"]
+        while len(self._light_nodes) > len(lights):
+            self.pr_scene.remove_node(self._light_nodes.pop())
+        for i, light in enumerate(lights):
+            if i == len(self._light_nodes):
+                self._light_nodes.append(self.pr_scene.add(pr.DirectionalLight()))
+            node = self._light_nodes[i]
+            node.light.color = light["color"]
+            node.light.intensity = light["intensity"]
+            self.pr_scene.set_pose(node, _light_pose(light["direction"]))
         self.pr_scene.ambient_light = np.full(3, lighting["ambient"])
 
     # -- public API ---------------------------------------------------------------------
@@ -188,7 +195,7 @@ class Renderer:
         self._update_appearance(params["appearance"])
         self._update_lighting(params["lighting"])
         self._block_node.mesh.is_visible = show_block
-        self._offscreen = create_offscreen(self._size, self._size, self.cfg.msaa_samples)
+        self._offscreen = create_offscreen(self._size, self._size, self.cfg.msaa_samples, self.cfg.shading)
         images = []
         for label, post in zip(self.camera_labels(params), params["post"]):
             fx, fy, cx, cy = opengl_intrinsics(label["K"])
