@@ -1,0 +1,121 @@
+"""The shard format: how one sample becomes the files of a WebDataset tar, and back.
+
+A sample with global index i is stored under the key `f"{i:09d}"` as
+`cam0.jpg` ... `camK.jpg` (or `.png`) and `pose.json`. Everything is written
+deterministically (fixed tar headers, fixed JSON key order, fixed JPEG settings),
+so a shard's bytes, and its sha256, depend only on (config, seed, indices).
+See dexvision/datasets/README.md for the full description.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import numpy as np
+from PIL import Image
+
+from dexvision.errors import UserError
+from dexvision.sim.rotations import quat_to_matrix
+
+FORMAT_VERSION = "dexvision-shards/1"
+IMAGE_FORMATS = ("jpg", "png")
+JPEG_QUALITY = 95
+BOP_OBJ_ID = 1  # the block, in BOP's per-dataset object numbering
+_COUNT = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE]\d+)?)\s*([kKmMgGbB]?)\s*$")
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
+
+
+def parse_count(text: str) -> int:
+    """'1000', '250k', '10M', '1e6' -> a positive integer; anything else is a UserError."""
+    match = _COUNT.match(str(text))
+    if not match:
+        raise UserError(f"--n must be a positive count like 1000, 250k, 10M or 1e6, got '{text}'")
+    value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
+    if value != int(value):
+        raise UserError(f"--n must be a whole number of samples, got '{text}'")
+    if value < 1:
+        raise UserError(f"--n must be at least 1, got '{text}'")
+    return int(value)
+
+
+def sample_key(index: int) -> str:
+    return f"{index:09d}"
+
+
+def shard_name(shard_id: int) -> str:
+    return f"shard-{shard_id:06d}.tar"
+
+
+def encode_image(image: np.ndarray, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    pil = Image.fromarray(image)
+    if fmt == "jpg":
+        pil.save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=False)
+    elif fmt == "png":
+        pil.save(buf, format="PNG", compress_level=6)
+    else:
+        raise UserError(f"unknown image format '{fmt}' (valid: {', '.join(IMAGE_FORMATS)})")
+    return buf.getvalue()
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def bop_fields(label: dict) -> list[dict]:
+    """Per camera, the pose in BOP's convention: model-to-camera R (row-major, 9) and t (mm), K (9)."""
+    R_obj = quat_to_matrix(np.asarray(label["quaternion"]))
+    p_obj = np.asarray(label["position"])
+    out = []
+    for cam in label["cameras"]:
+        R, t = np.asarray(cam["R"]), np.asarray(cam["t"])
+        out.append({
+            "obj_id": BOP_OBJ_ID,
+            "cam_K": np.asarray(cam["K"]).reshape(-1).tolist(),
+            "cam_R_m2c": (R @ R_obj).reshape(-1).tolist(),
+            "cam_t_m2c": ((R @ p_obj + t) * 1000.0).tolist(),
+        })
+    return out
+
+
+def pose_record(label: dict) -> dict:
+    """The pose.json of a sample: its label with each camera extended by the BOP fields."""
+    record = dict(label)
+    record["cameras"] = [{**cam, **bop} for cam, bop in zip(label["cameras"], bop_fields(label))]
+    return record
+
+
+def encode_sample(label: dict, images: list[np.ndarray], fmt: str) -> list[tuple[str, bytes]]:
+    """(member name, bytes) pairs of one sample, in the order they go into the tar."""
+    key = sample_key(label["index"])
+    files = [(f"{key}.cam{i}.{fmt}", encode_image(img, fmt)) for i, img in enumerate(images)]
+    pose = json.dumps(pose_record(label), separators=(",", ":"), allow_nan=False).encode()
+    files.append((f"{key}.pose.json", pose))
+    return files
+
+
+def check_pose(pose: dict, n_cameras: int | None = None) -> list[str]:
+    """Problems with a decoded pose.json (empty when it is valid)."""
+    problems = []
+    for field in ("index", "task", "position", "quaternion", "qpos", "cameras", "randomization"):
+        if field not in pose:
+            problems.append(f"missing '{field}'")
+    if problems:
+        return problems
+    if len(pose["position"]) != 3 or not np.all(np.isfinite(pose["position"])):
+        problems.append("position is not 3 finite numbers")
+    q = np.asarray(pose["quaternion"], dtype=float)
+    if q.shape != (4,) or abs(np.linalg.norm(q) - 1.0) > 1e-4:
+        problems.append("quaternion is not a unit [w, x, y, z]")
+    if n_cameras is not None and len(pose["cameras"]) != n_cameras:
+        problems.append(f"{len(pose['cameras'])} cameras, expected {n_cameras}")
+    for i, cam in enumerate(pose["cameras"]):
+        R = np.asarray(cam.get("R", []), dtype=float)
+        if R.shape != (3, 3) or not np.allclose(R @ R.T, np.eye(3), atol=1e-4):
+            problems.append(f"camera {i}: R is not a rotation")
+        if np.asarray(cam.get("K", []), dtype=float).shape != (3, 3) or len(cam.get("t", [])) != 3:
+            problems.append(f"camera {i}: K or t has the wrong shape")
+    return problems
