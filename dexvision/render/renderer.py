@@ -58,6 +58,24 @@ def _light_pose(direction: np.ndarray) -> np.ndarray:
     return pose
 
 
+def _ordered_scene_class(pyrender):
+    """A pyrender Scene whose lights reach the shader in a fixed order.
+
+    pyrender hands lights over as a set ordered by object address, so the order in
+    which the shader adds up their contributions, and with it the last bit of some
+    pixels, would change from run to run. Our light nodes are named light00,
+    light01, ...: sorted by name, the pixels are a pure function of the parameters.
+    """
+
+    class OrderedScene(pyrender.Scene):
+        @property
+        def light_nodes(self):
+            nodes = self.point_light_nodes | self.spot_light_nodes | self.directional_light_nodes
+            return sorted(nodes, key=lambda n: n.name or "")
+
+    return OrderedScene
+
+
 def _pose(pos: np.ndarray, mat: np.ndarray) -> np.ndarray:
     pose = np.eye(4)
     pose[:3, :3] = mat.reshape(3, 3)
@@ -79,7 +97,7 @@ class Renderer:
         size = self.cfg.image_size
         self._size = size
         self._offscreen = create_offscreen(size, size, self.cfg.msaa_samples, self.cfg.shading)
-        self.pr_scene = pyrender.Scene(bg_color=np.zeros(4), ambient_light=np.zeros(3))
+        self.pr_scene = _ordered_scene_class(pyrender)(bg_color=np.zeros(4), ambient_light=np.zeros(3))
         meshes = scene_meshes(scene, self.cfg.geom_groups, self.cfg.max_mesh_faces)
         self._setup_robot([m for m in meshes if m.role == "robot"])
         self._setup_block(next(m for m in meshes if m.role == "block"))
@@ -177,7 +195,8 @@ class Renderer:
             self.pr_scene.remove_node(self._light_nodes.pop())
         for i, light in enumerate(lights):
             if i == len(self._light_nodes):
-                self._light_nodes.append(self.pr_scene.add(pr.DirectionalLight()))
+                name = f"light{len(self._light_nodes):02d}"
+                self._light_nodes.append(self.pr_scene.add(pr.DirectionalLight(), name=name))
             node = self._light_nodes[i]
             node.light.color = light["color"]
             node.light.intensity = light["intensity"]
