@@ -20,12 +20,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from dexvision.config import load_config
 from dexvision.errors import UserError, cli
 from dexvision.render.cameras import project
-from dexvision.render.sample import DataConfig, Sample, SampleGenerator
+from dexvision.render.cli import add_data_arguments, data_config
+from dexvision.render.sample import SampleGenerator
 from dexvision.sim.rotations import quat_to_matrix
-from dexvision.sim.scenes import BLOCK_HALF_SIZE, TASKS
+from dexvision.sim.scenes import BLOCK_HALF_SIZE
 
 log = logging.getLogger(__name__)
 _GAP = 2
@@ -50,46 +50,27 @@ def annotate(image: np.ndarray, label: dict, camera: int) -> np.ndarray:
     return np.asarray(pil)
 
 
-def contact_sheet(samples: list[Sample], annotate_labels: bool = False) -> Image.Image:
-    """A grid image: one row per sample, one column per camera, separated by thin gaps."""
-    n_cams = len(samples[0].images)
-    h, w = samples[0].images[0].shape[:2]
-    sheet = Image.new("RGB", (n_cams * (w + _GAP) - _GAP, len(samples) * (h + _GAP) - _GAP), (255, 255, 255))
-    for row, sample in enumerate(samples):
-        for col, image in enumerate(sample.images):
+def contact_sheet(rows: list[tuple[list[np.ndarray], dict]], annotate_labels: bool = False) -> Image.Image:
+    """A grid image of (images, label) rows: one row per sample, one column per camera."""
+    n_cams = len(rows[0][0])
+    h, w = rows[0][0][0].shape[:2]
+    sheet = Image.new("RGB", (n_cams * (w + _GAP) - _GAP, len(rows) * (h + _GAP) - _GAP), (255, 255, 255))
+    for row, (images, label) in enumerate(rows):
+        for col, image in enumerate(images):
             if annotate_labels:
-                image = annotate(image, sample.label, col)
+                image = annotate(image, label, col)
             sheet.paste(Image.fromarray(image), (col * (w + _GAP), row * (h + _GAP)))
     return sheet
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="render-sheet", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", help="YAML DataConfig (e.g. configs/data.yaml)")
-    p.add_argument("--task", choices=TASKS, help="scene (default: from the config, hand-block)")
+    add_data_arguments(p)
     p.add_argument("--samples", type=int, default=4, help="rows of the sheet (default 4)")
     p.add_argument("--first-index", type=int, default=0, help="global index of the first sample")
-    p.add_argument("--image-size", type=int, help="pixels per side (default 128)")
-    p.add_argument("--cameras", type=int, help="number of cameras (default 3)")
-    p.add_argument("--seed", type=int, help="root seed (default 0)")
-    p.add_argument("--no-randomization", action="store_true", help="nominal cameras, lights and materials")
     p.add_argument("--annotate", action="store_true", help="draw the labelled block centre and axes")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field, e.g. render.randomization.lighting.count=[2,2]")
     p.add_argument("--out", default="sheet.png", help="output PNG (default sheet.png)")
     return p
-
-
-def config_from_args(args: argparse.Namespace) -> DataConfig:
-    overrides = list(args.set)
-    for flag, key in (("task", "task"), ("image_size", "render.image_size"),
-                      ("cameras", "render.randomization.cameras.count"), ("seed", "seed")):
-        value = getattr(args, flag)
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    if args.no_randomization:
-        overrides.append("render.randomization.enabled=false")
-    return load_config(DataConfig, args.config, overrides)
 
 
 @cli
@@ -100,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--samples must be >= 1, got {args.samples}")
     if args.first_index < 0:
         raise UserError(f"--first-index must be >= 0, got {args.first_index}")
-    cfg = config_from_args(args)
+    cfg = data_config(args)
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must name a .png file, got {out}")
@@ -111,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        contact_sheet(samples, args.annotate).save(out)
+        contact_sheet([(s.images, s.label) for s in samples], args.annotate).save(out)
     except OSError as e:
         raise UserError(f"cannot write {out}: {e.strerror or e}") from None
     sampler = generator.sampler

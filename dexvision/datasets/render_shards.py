@@ -1,0 +1,281 @@
+"""`render-shards`: sharded, resumable, parallel generation of labelled multi-camera samples.
+
+    render-shards --n 10M --task hand-block --out data/hand-10M
+    render-shards --n 20k --task gimbal-block --image-size 64 --out data/gimbal --preview gimbal.png
+    render-shards --n 10M --out /shared/hand-10M --ray auto           # fan shards out over a Ray cluster
+    render-shards --n 10M --out /shared/hand-10M --shards 0:100       # one array job's slice
+
+Every sample is a pure function of (config, seed, global index), so the bytes of a
+shard do not depend on how many workers, machines or restarts made it. Running the
+same command again completes only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import os
+import queue
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dexvision.config import from_dict, to_dict
+from dexvision.datasets.format import IMAGE_FORMATS, encode_sample, parse_count, shard_name
+from dexvision.datasets.shards import (
+    DatasetSpec, load_manifest, prepare_directory, read_records, write_manifest, write_record, write_shard,
+)
+from dexvision.errors import UserError, cli
+from dexvision.render.cli import add_data_arguments, data_config
+from dexvision.version import code_version
+
+log = logging.getLogger(__name__)
+
+# Each render process is single-threaded: parallelism comes from processes, and Mesa's
+# rasterizer threads would only compete with them for the same cores.
+WORKER_ENV = {"LP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+_GENERATOR: tuple[str, object] | None = None
+_PROGRESS = None
+
+
+def _generator(spec: DatasetSpec):
+    """One SampleGenerator per process, re-used across the shards it renders."""
+    global _GENERATOR
+    from dexvision.render.sample import SampleGenerator  # noqa: PLC0415 - GL is set up on first use
+
+    key = json.dumps(to_dict(spec.data), sort_keys=True)
+    if _GENERATOR is None or _GENERATOR[0] != key:
+        _GENERATOR = (key, SampleGenerator(spec.data))
+    return _GENERATOR[1]
+
+
+def render_shard(spec_dict: dict, out: str, shard_id: int, progress=None) -> dict:
+    """Render, write and record one shard; returns its record. Runs in any process."""
+    spec = from_dict(DatasetSpec, spec_dict)
+    generator = _generator(spec)
+    rejected_before = generator.sampler.rejected
+    indices = spec.shard_range(shard_id)
+
+    def samples():
+        for index in indices:
+            sample = generator.generate(index)
+            if progress is not None:
+                progress(1)
+            yield encode_sample(sample.label, sample.images, spec.format)
+
+    out_path = Path(out)
+    record = write_shard(out_path / shard_name(shard_id), samples())
+    record = {"shard": shard_name(shard_id), "id": shard_id, "first_index": indices.start, **record,
+              "rejected_states": generator.sampler.rejected - rejected_before,
+              "git_sha": code_version()["git_sha"]}
+    write_record(out_path, shard_id, record)
+    return record
+
+
+def _init_worker(progress_queue) -> None:
+    global _PROGRESS
+    for k, v in WORKER_ENV.items():
+        os.environ.setdefault(k, v)
+    _PROGRESS = progress_queue
+
+
+def _pool_task(spec_dict: dict, out: str, shard_id: int) -> dict:
+    return render_shard(spec_dict, out, shard_id, progress=lambda n: _PROGRESS.put(n))
+
+
+def _ray_task(spec_dict: dict, out: str, shard_id: int) -> dict:
+    return render_shard(spec_dict, out, shard_id)
+
+
+def run_local(spec: DatasetSpec, out: Path, todo: list[int], workers: int, bar: tqdm) -> list[dict]:
+    spec_dict = to_dict(spec)
+    if workers == 1:
+        return [render_shard(spec_dict, str(out), sid, progress=bar.update) for sid in todo]
+    ctx = mp.get_context("spawn")  # never fork a process that may hold a GL context
+    progress = ctx.Queue()
+    records = []
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(progress,)) as pool:
+        pending = [pool.apply_async(_pool_task, (spec_dict, str(out), sid)) for sid in todo]
+        while pending:
+            try:
+                bar.update(progress.get(timeout=0.2))
+            except queue.Empty:
+                pass
+            for result in [r for r in pending if r.ready()]:
+                records.append(result.get())  # re-raises a worker's exception here
+                pending.remove(result)
+        pool.close()
+    while True:
+        try:
+            bar.update(progress.get_nowait())
+        except queue.Empty:
+            break
+    return records
+
+
+def run_ray(spec: DatasetSpec, out: Path, todo: list[int], address: str, bar: tqdm) -> list[dict]:
+    try:
+        import ray  # noqa: PLC0415
+    except ImportError:
+        raise UserError("--ray needs Ray: pip install 'ray>=2.9'") from None
+    env = {**WORKER_ENV, "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl"),
+           "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    runtime_env = {"env_vars": env}
+    try:
+        if address == "local":
+            ray.init(runtime_env=runtime_env, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise UserError(f"cannot connect to Ray at '{address}': {str(e).splitlines()[0]}") from None
+    try:
+        task = ray.remote(num_cpus=1)(_ray_task)
+        spec_dict = to_dict(spec)
+        refs = [task.remote(spec_dict, str(out.resolve()), sid) for sid in todo]
+        records = []
+        while refs:
+            done, refs = ray.wait(refs, num_returns=1)
+            try:
+                record = ray.get(done[0])
+            except ray.exceptions.RayTaskError as e:
+                cause = e.as_instanceof_cause()
+                if isinstance(cause, UserError):
+                    raise UserError(str(cause)) from None
+                raise
+            records.append(record)
+            bar.update(record["count"])
+        return records
+    finally:
+        ray.shutdown()
+
+
+def parse_shards(text: str | None, num_shards: int) -> range:
+    """'A:B' (B exclusive), 'A:', ':B' or 'A' -> the shard ids to render."""
+    if text is None:
+        return range(num_shards)
+    try:
+        if ":" in text:
+            a, b = text.split(":", 1)
+            start, stop = int(a) if a else 0, int(b) if b else num_shards
+        else:
+            start = int(text)
+            stop = start + 1
+    except ValueError:
+        raise UserError(f"--shards must look like A:B, A: or A, got '{text}'") from None
+    if not 0 <= start < stop <= num_shards:
+        raise UserError(f"--shards {text} is outside the dataset's shards 0:{num_shards}")
+    return range(start, stop)
+
+
+def resolve_workers(text: str) -> int:
+    if text == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        workers = int(text)
+    except ValueError:
+        raise UserError(f"--workers must be 'auto' or a positive integer, got '{text}'") from None
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    return workers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="render-shards", description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", required=True, help="samples in the dataset: 1000, 250k, 10M, 1e6")
+    p.add_argument("--out", required=True, help="dataset directory (created; resumed if it exists)")
+    add_data_arguments(p)
+    p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
+    p.add_argument("--format", choices=IMAGE_FORMATS, default="jpg", help="image encoding (default jpg)")
+    p.add_argument("--workers", default="auto", help="local render processes (default: one per core)")
+    p.add_argument("--ray", metavar="ADDRESS", help="render on Ray: 'auto' (running cluster), 'local', or an address")
+    p.add_argument("--shards", metavar="A:B", help="render only shards A..B-1 (array jobs)")
+    p.add_argument("--preview", metavar="PNG", help="also write a contact sheet of the first samples")
+    return p
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def write_preview(out: Path, path: Path, samples: int = 4) -> None:
+    """A contact sheet of the first samples of the lowest-numbered written shard, read back from disk."""
+    from dexvision.datasets.reader import iter_shard  # noqa: PLC0415
+    from dexvision.render.sheet import contact_sheet  # noqa: PLC0415
+
+    manifest, _ = load_manifest(out)
+    if not manifest["shards"]:
+        return
+    rows = []
+    for images, pose in iter_shard(out / manifest["shards"][0]["shard"]):
+        rows.append((images, pose))
+        if len(rows) == samples:
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    contact_sheet(rows, annotate_labels=True).save(path)
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    n = parse_count(args.n)
+    if args.shard_size < 1:
+        raise UserError(f"--shard-size must be >= 1, got {args.shard_size}")
+    if args.preview and Path(args.preview).suffix.lower() != ".png":
+        raise UserError(f"--preview must name a .png file, got {args.preview}")
+    spec = DatasetSpec(n=n, shard_size=args.shard_size, format=args.format, data=data_config(args))
+    out = Path(args.out)
+    wanted = parse_shards(args.shards, spec.num_shards)
+    workers = resolve_workers(args.workers)
+    prepare_directory(out, spec)
+    done = read_records(out, spec)
+    todo = [sid for sid in wanted if sid not in done]
+    total = sum(len(spec.shard_range(sid)) for sid in todo)
+    start = time.perf_counter()
+    if todo:
+        print(f"rendering {len(todo)} of {spec.num_shards} shards ({total:,} samples) into {out} "
+              f"with {'Ray at ' + args.ray if args.ray else f'{min(workers, len(todo))} process(es)'}")
+        with tqdm(total=total, unit="sample", desc="render-shards", smoothing=0.05) as bar:
+            try:
+                if args.ray:
+                    records = run_ray(spec, out, todo, args.ray, bar)
+                else:
+                    records = run_local(spec, out, todo, min(workers, len(todo)), bar)
+            except KeyboardInterrupt:
+                write_manifest(out, spec, read_records(out, spec))
+                raise UserError("interrupted; finished shards are kept: run the same command to resume") from None
+            except BaseException:
+                write_manifest(out, spec, read_records(out, spec))
+                raise
+    else:
+        records = []
+    manifest = write_manifest(out, spec, read_records(out, spec))
+    elapsed = time.perf_counter() - start
+    if args.preview:
+        write_preview(out, Path(args.preview))
+    rendered = sum(r["count"] for r in records)
+    if records:
+        size = sum(r["bytes"] for r in records)
+        rejected = sum(r["rejected_states"] for r in records)
+        print(f"rendered {len(records)} shards ({rendered:,} samples) in {elapsed:.1f} s: "
+              f"{rendered / elapsed:.1f} samples/s, {_human_bytes(size)} ({_human_bytes(size / rendered)}/sample), "
+              f"{rejected} rejected states")
+    else:
+        print(f"nothing to render: the requested shards of {out} are complete")
+    status = "complete" if manifest["complete"] else "incomplete"
+    print(f"dataset {out}: {manifest['shards_written']}/{manifest['num_shards']} shards, "
+          f"{manifest['samples_written']:,}/{manifest['num_samples']:,} samples, "
+          f"{_human_bytes(manifest['bytes_written'])}, {status}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
