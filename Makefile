@@ -23,10 +23,15 @@ test: setup
 demo: setup
 	$(BIN)/render-sheet --task hand-block --samples 4 --annotate --out out/demo/hand-block.png
 	$(BIN)/render-sheet --task gimbal-block --samples 4 --annotate --out out/demo/gimbal-block.png
-	@echo "demo: contact sheets in out/demo/"
+	$(BIN)/render-shards --n 200 --shard-size 50 --task gimbal-block --image-size 64 --out out/demo/gimbal-200 --preview out/demo/gimbal-200.png
+	$(BIN)/render-shards --n 60 --shard-size 20 --task hand-block --image-size 64 --out out/demo/hand-60
+	$(BIN)/verify-shards out/demo/gimbal-200
+	$(BIN)/verify-shards out/demo/hand-60
+	@echo "demo: contact sheets and datasets in out/demo/"
 
 bench: setup
 	$(BIN)/python benchmarks/render.py
+	$(BIN)/python benchmarks/shards.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -186,6 +186,13 @@ def test_bad_task_and_unwritable_dir(tmp_path, capsys):
     _one_line(capsys, "cannot write to")
 
 
+def test_foreign_directory_is_refused(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert render_shards.main(["--n", "10", "--out", str(tmp_path), *SMALL]) == 2
+    _one_line(capsys, "not empty and holds no dexvision dataset")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_different_config_is_refused(dataset, capsys):
     assert render_shards.main(["--n", "12", "--shard-size", "5", "--out", str(dataset), "--task", "gimbal-block",
                                "--image-size", "48"]) == 2

@@ -163,6 +163,8 @@ def _first_difference(a, b, path: str = "") -> str | None:
 
 def prepare_directory(out: Path, spec: DatasetSpec) -> None:
     """Create `out` (or check it is a dataset of the same spec); clean stale temporary files."""
+    if out.is_dir() and not (out / MANIFEST).exists() and any(out.iterdir()):
+        raise UserError(f"{out} is not empty and holds no dexvision dataset; choose an empty or new --out")
     try:
         (out / RECORDS).mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{uuid.uuid4().hex[:8]}"
