@@ -38,10 +38,10 @@ _DISTAL_RATIO = 0.00805 / 0.00705
 class SamplerConfig:
     """How states are drawn. Distances in metres, times in seconds, angles in radians."""
 
-    finger_spread: float = 0.15  # std of each finger joint around CUPPED_POSE, fraction of its range
+    finger_spread: float = 0.2  # std of each finger joint around CUPPED_POSE, fraction of its range
     wrist_spread: float = 0.08  # same for the two wrist joints (small: keeps the palm up)
     drop_height: Range = (0.01, 0.04)  # block centre above its rest point when released
-    drop_xy_jitter: float = 0.01  # std of the release point around the rest point
+    drop_xy_jitter: float = 0.015  # std of the release point around the rest point
     settle_time: float = 0.4  # physics time simulated before the first settledness check
     max_settle_time: float = 1.5  # give up (reject) when not settled by then
     settle_speed: float = 0.02  # block speed (m/s) below which it counts as settled
