@@ -250,6 +250,21 @@ def test_ray_local_cluster_writes_the_same_bytes(dataset, tmp_path):
     assert shas(out) == shas(dataset)
 
 
+@pytest.mark.slow
+def test_ray_auto_connects_to_a_running_cluster(dataset, tmp_path):
+    pytest.importorskip("ray")
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    start = subprocess.run([ray_cli, "start", "--head", "--num-cpus", "2", "--include-dashboard=false",
+                            "--disable-usage-stats"], capture_output=True, text=True, timeout=120)
+    assert start.returncode == 0, start.stderr[-2000:]
+    try:
+        out = tmp_path / "cluster"
+        assert render(out, extra=["--ray", "auto"]) == 0
+        assert shas(out) == shas(dataset)
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+
+
 def test_loader_yields_every_sample_once(dataset):
     from dexvision.datasets.loader import make_loader
 

@@ -126,10 +126,11 @@ def run_ray(spec: DatasetSpec, out: Path, todo: list[int], address: str, bar: tq
            "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     runtime_env = {"env_vars": env}
     try:
+        quiet = {"runtime_env": runtime_env, "log_to_driver": False, "logging_level": logging.ERROR}
         if address == "local":
-            ray.init(runtime_env=runtime_env, include_dashboard=False, log_to_driver=False)
+            ray.init(include_dashboard=False, **quiet)
         else:
-            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+            ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UserError(f"cannot connect to Ray at '{address}': {str(e).splitlines()[0]}") from None
     try:
