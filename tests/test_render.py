@@ -108,3 +108,21 @@ def test_pbr_shading_is_available_and_differs():
     assert not np.array_equal(lean.images[0], pbr.images[0])
     # Same scene, same place: the images agree roughly even though the shading model differs.
     assert np.abs(lean.images[0].astype(int) - pbr.images[0].astype(int)).mean() < 40
+
+
+def test_torch_dynamo_after_rendering_does_not_crash(tmp_path):
+    # Mesa's llvmpipe and triton both bundle LLVM: importing triton (torch._dynamo does) after a GL
+    # context exists used to kill the process. Students render and run torch models in one process.
+    import subprocess
+    import sys
+
+    code = ("import dexvision.render\n"
+            "from conftest import small_config\n"
+            "from dexvision.render.sample import SampleGenerator\n"
+            "SampleGenerator(small_config('gimbal-block')).generate(0)\n"
+            "import torch._dynamo, timm, torch\n"
+            "timm.create_model('resnet18', pretrained=False, num_classes=0)(torch.zeros(2, 3, 32, 32))\n"
+            "print('ok')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=str(__import__("pathlib").Path(__file__).parent))
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]

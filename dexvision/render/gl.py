@@ -8,6 +8,7 @@ its own from MUJOCO_GL; the two must agree or contexts clash in one process. So
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 from pathlib import Path
 
@@ -196,7 +197,24 @@ def _release() -> None:
             _OFFSCREEN = None
 
 
+def _preload_triton() -> None:
+    """Load triton's LLVM before Mesa's.
+
+    Mesa's CPU rasterizer (llvmpipe) and triton (which torch._dynamo imports, e.g.
+    through timm) each bundle an LLVM; once llvmpipe is loaded, importing triton
+    crashes the process with a segmentation fault. In the other order both work and
+    the pixels are the same, so when triton is installed it is imported first.
+    """
+    if importlib.util.find_spec("triton") is None:
+        return
+    try:
+        import triton  # noqa: F401,PLC0415
+    except Exception:  # noqa: BLE001 - a broken triton only matters to torch.compile
+        pass
+
+
 def _create(width: int, height: int, platform: str):
+    _preload_triton()
     try:
         import pyrender  # noqa: PLC0415 - import after the platform is configured
 
