@@ -63,15 +63,25 @@ def collate(samples: list[dict]) -> dict:
     return {k: torch.stack([s[k] for s in samples]) for k in samples[0] if not k.startswith("__")}
 
 
+def _all_shards(src, group=None):
+    yield from src
+
+
 def make_dataset(source, shuffle_buffer: int = 1000, seed: int = 0, resampled: bool = False,
-                 shards: range | None = None) -> wds.WebDataset:
-    """Decoded samples, split by node then by worker, shuffled (shards, then a sample buffer)."""
+                 shards: range | None = None, split_by_node: bool = True) -> wds.WebDataset:
+    """Decoded samples, split by node then by worker, shuffled (shards, then a sample buffer).
+
+    `resampled=True` gives an endless stream that draws shards at random (with
+    replacement) in every worker: what multi-process training wants, since ranks
+    then never run out of data at different times. `split_by_node=False` makes every
+    process read every shard (e.g. rank-0 validation).
+    """
     urls = shard_urls(source, shards)
     dataset = wds.WebDataset(
         urls,
         resampled=resampled,
         shardshuffle=(len(urls) if shuffle_buffer > 0 else False) if not resampled else False,
-        nodesplitter=wds.split_by_node,
+        nodesplitter=wds.split_by_node if split_by_node else _all_shards,
         workersplitter=wds.split_by_worker,
         empty_check=False,
         seed=seed,
@@ -82,9 +92,10 @@ def make_dataset(source, shuffle_buffer: int = 1000, seed: int = 0, resampled: b
 
 
 def make_loader(source, batch_size: int, num_workers: int = 2, shuffle_buffer: int = 1000, seed: int = 0,
-                resampled: bool = False, shards: range | None = None, partial: bool = True) -> wds.WebLoader:
+                resampled: bool = False, shards: range | None = None, partial: bool = True,
+                split_by_node: bool = True) -> wds.WebLoader:
     """Batches of tensors (see the module docstring) from a dataset directory or shard list."""
-    dataset = make_dataset(source, shuffle_buffer, seed, resampled, shards)
+    dataset = make_dataset(source, shuffle_buffer, seed, resampled, shards, split_by_node)
     dataset = dataset.batched(batch_size, collation_fn=collate, partial=partial)
     return wds.WebLoader(dataset, batch_size=None, num_workers=num_workers,
                          persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None)
