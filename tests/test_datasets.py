@@ -157,7 +157,8 @@ def test_kill_9_mid_run_then_resume(dataset, tmp_path):
 
 
 def _one_line(capsys, *fragments):
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "%|" not in line]
+    err = [line.split("\r")[-1] for line in capsys.readouterr().err.splitlines()]
+    err = [line for line in err if line.strip() and "%|" not in line]
     assert len(err) == 1 and err[0].startswith("error: "), err
     for f in fragments:
         assert f in err[0]

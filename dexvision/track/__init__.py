@@ -1,0 +1,1 @@
+"""Run tracking for every trainer: names with the git SHA, config, metrics, system utilization."""

@@ -1,0 +1,1 @@
+"""Pose-estimation pretraining: encoders, the multi-camera pose model, losses, training."""

@@ -1,0 +1,349 @@
+"""`train-vision`: pretrain a pose estimator (three camera images -> block position and orientation).
+
+    train-vision --data data/gimbal-20k --arch impala --image-size 64 --steps 5000 --out runs/gimbal-impala
+    train-vision --data data/hand-1M --arch resnet50 --batch-size 128 --steps 100000 --wandb
+    torchrun --nproc_per_node 8 -m dexvision.vision.train --data /shared/hand-10M --arch resnet50 ...
+    train-vision --out runs/gimbal-impala --data data/gimbal-20k --resume      # continue a killed run
+
+Reads shards through dexvision.datasets (multi-worker, shuffled, split by node and
+worker); without --val-data the last shards of --data (a deterministic 10%) are
+held out for validation. Writes RUN_DIR/checkpoint.pt (every --checkpoint-every
+steps and at the end) and RUN_DIR/metrics.json; logs to TensorBoard (and W&B).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from dexvision.config import load_config, to_dict
+from dexvision.datasets.loader import make_loader
+from dexvision.datasets.shards import load_manifest
+from dexvision.errors import UserError, cli
+from dexvision.track.run import Run, run_name
+from dexvision.version import git_sha
+from dexvision.vision.checkpoint import load_checkpoint, save_checkpoint
+from dexvision.vision.encoders import check_arch
+from dexvision.vision.model import PoseNet, PoseNetConfig, pose_errors, pose_loss, summarize
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainVisionConfig:
+    data: str = ""
+    val_data: str | None = None
+    arch: str = "impala"
+    image_size: int | None = None  # default: the dataset's; other sizes are resized on the fly
+    batch_size: int = 64  # per process
+    steps: int = 2000
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    val_fraction: float = 0.1  # of the shards of --data, when there is no --val-data
+    val_every: int = 500
+    val_samples: int = 2000  # validation samples per evaluation (0: all)
+    checkpoint_every: int = 500
+    log_every_s: float = 5.0
+    num_workers: int = 2
+    shuffle_buffer: int = 2000
+    seed: int = 0
+    compile: bool = False
+    head_hidden: int = 512
+    out: str = ""  # run directory; default runs/<sha7>-vision-<arch>-<dataset>
+    wandb: bool = False
+
+    def __post_init__(self):
+        for name in ("batch_size", "steps", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError("val_fraction must be in (0, 1)")
+        if self.lr <= 0:
+            raise ValueError("lr must be > 0")
+
+
+# -- distributed ------------------------------------------------------------------------
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initializes the process group under torchrun (gloo on CPU, NCCL on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+# -- data -----------------------------------------------------------------------------------
+def split_shards(data: str, val_data: str | None, val_fraction: float) -> tuple[list[str], list[str], dict]:
+    """(train shard paths, validation shard paths, data identity) for the config."""
+    manifest, spec = load_manifest(Path(data))
+    records = sorted(manifest["shards"], key=lambda r: r["id"])
+    paths = [str(Path(data) / r["shard"]) for r in records]
+    for r, p in zip(records, paths):
+        if not Path(p).exists() or Path(p).stat().st_size != r["bytes"]:
+            raise UserError(f"shard {p} is missing or has the wrong size; run verify-shards {data}")
+    if val_data:
+        train, (val_manifest, _) = paths, load_manifest(Path(val_data))
+        val = [str(Path(val_data) / r["shard"]) for r in sorted(val_manifest["shards"], key=lambda r: r["id"])]
+    else:
+        if len(paths) < 2:
+            raise UserError(f"{data} has {len(paths)} finished shard(s): hold-out validation needs at least 2 "
+                            "(render more, use a smaller --shard-size, or pass --val-data)")
+        n_val = max(1, round(val_fraction * len(paths)))
+        train, val = paths[:-n_val], paths[-n_val:]
+    if not train or not val:
+        raise UserError(f"no training or validation shards in {data}")
+    spec_json = json.dumps(manifest["spec"], sort_keys=True)
+    identity = {"path": str(Path(data).resolve()), "spec_sha256": hashlib.sha256(spec_json.encode()).hexdigest(),
+                "train_shards": len(train), "val_shards": len(val), "val_data": val_data}
+    return train, val, {"identity": identity, "spec": spec}
+
+
+def _next_batch(iterator, data: str) -> dict:
+    try:
+        return next(iterator)
+    except (tarfile.TarError, OSError, ValueError, KeyError, RuntimeError) as e:
+        # Errors from DataLoader workers carry the worker's traceback: its last line names the cause.
+        lines = [line for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
+        cause = lines[-1].strip()
+        raise UserError(f"reading the data failed ({cause[:200]}); check it with verify-shards {data}") from None
+
+
+# -- evaluation -----------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(model: PoseNet, urls: list[str], batch_size: int, num_workers: int, device: torch.device,
+             max_samples: int = 0, data_name: str = "") -> dict[str, float]:
+    """Error statistics of `model` over the samples of `urls` (all of them, or the first max_samples)."""
+    model.eval()
+    loader = make_loader(urls, batch_size, num_workers=num_workers, shuffle_buffer=0, split_by_node=False)
+    errors: dict[str, list] = {"position_mm": [], "orientation_deg": []}
+    seen = 0
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = _next_batch(iterator, data_name or urls[0])
+        except StopIteration:
+            break
+        pred = model(batch["images"].to(device))
+        for k, v in pose_errors(pred, batch["position"].to(device), batch["quaternion"].to(device)).items():
+            errors[k].append(v.float().cpu())
+        seen += len(batch["index"])
+        if max_samples and seen >= max_samples:
+            break
+    model.train()
+    if not seen:
+        raise UserError("no validation samples could be read")
+    stats = summarize({k: torch.cat(v)[: max_samples or None] for k, v in errors.items()})
+    stats["samples"] = float(min(seen, max_samples) if max_samples else seen)
+    return stats
+
+
+# -- training -------------------------------------------------------------------------------
+def lr_lambda(cfg: TrainVisionConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+def default_run_dir(cfg: TrainVisionConfig) -> Path:
+    return Path("runs") / run_name(f"vision-{cfg.arch}-{Path(cfg.data).name}")
+
+
+def train(cfg: TrainVisionConfig, resume: bool = False) -> dict:
+    rank, world, device = setup_distributed()
+    torch.manual_seed(cfg.seed + rank)
+    check_arch(cfg.arch)
+    train_urls, val_urls, data = split_shards(cfg.data, cfg.val_data, cfg.val_fraction)
+    spec = data["spec"]
+    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+    ckpt_path = run_dir / "checkpoint.pt"
+    model_cfg = PoseNetConfig(arch=cfg.arch, image_size=cfg.image_size or spec.data.render.image_size,
+                              num_cameras=spec.data.render.randomization.cameras.count, head_hidden=cfg.head_hidden)
+    model = PoseNet(model_cfg).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    step = 0
+    if resume:
+        if not ckpt_path.exists():
+            raise UserError(f"--resume: no checkpoint in {run_dir}")
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["model_config"] != to_dict(model_cfg):
+            raise UserError(f"--resume: {ckpt_path} holds a different model ({ckpt['model_config']['arch']})")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        step = ckpt["step"]
+    elif ckpt_path.exists():
+        raise UserError(f"{run_dir} already holds a run; pass --resume to continue it, or another --out")
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    forward = torch.compile(ddp_model) if cfg.compile else ddp_model
+    run = Run(run_dir, run_dir.name, to_dict(cfg), wandb=cfg.wandb, resume=resume) if rank == 0 else None
+    loader = make_loader(train_urls, cfg.batch_size, num_workers=cfg.num_workers, shuffle_buffer=cfg.shuffle_buffer,
+                         seed=cfg.seed + 1000 * rank, resampled=True)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    def checkpoint(metrics: dict | None = None) -> None:
+        if rank == 0:
+            save_checkpoint(ckpt_path, {
+                "model_config": to_dict(model_cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "step": step, "config": to_dict(cfg), "git_sha": git_sha(),
+                "run_name": run.name, "data": data["identity"], "metrics": metrics or {},
+            })
+        barrier(world)
+
+    def validate() -> dict:
+        metrics = {}
+        if rank == 0:
+            metrics = evaluate(model, val_urls, cfg.batch_size, cfg.num_workers, device, cfg.val_samples, cfg.data)
+            run.log(step, {f"val/{k}": v for k, v in metrics.items()}, with_system=False)
+        barrier(world)
+        return metrics
+
+    start = time.perf_counter()
+    window = {"t": time.perf_counter(), "wait": 0.0, "busy": 0.0, "n": 0, "images": 0, "loss": 0.0,
+              "pos": 0.0, "rot": 0.0, "pos_mm": 0.0, "rot_deg": 0.0}
+    total_images, total_wait = 0, 0.0
+    iterator = iter(loader)
+    bar = tqdm(total=cfg.steps, initial=step, desc="train-vision", unit="step", disable=rank != 0)
+    val_metrics: dict = {}
+    try:
+        while step < cfg.steps:
+            t0 = time.perf_counter()
+            batch = _next_batch(iterator, cfg.data)
+            t1 = time.perf_counter()
+            images = batch["images"].to(device, non_blocking=True)
+            position, quaternion = batch["position"].to(device), batch["quaternion"].to(device)
+            with amp:
+                pred = forward(images)
+            losses = pose_loss(pred, position, quaternion, model_cfg.position_scale)
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            with torch.no_grad():
+                errs = pose_errors({k: v.detach() for k, v in pred.items()}, position, quaternion)
+            t2 = time.perf_counter()
+            n_img = images.shape[0] * images.shape[1] * world
+            total_images += n_img
+            total_wait += t1 - t0
+            w = window
+            w["wait"] += t1 - t0
+            w["busy"] += t2 - t0
+            w["n"] += 1
+            w["images"] += n_img
+            w["loss"] += losses["loss"].item()
+            w["pos"] += losses["position"].item()
+            w["rot"] += losses["rotation"].item()
+            w["pos_mm"] += errs["position_mm"].median().item()
+            w["rot_deg"] += errs["orientation_deg"].median().item()
+            bar.update(1)
+            if rank == 0 and (time.perf_counter() - w["t"] >= cfg.log_every_s or step == cfg.steps):
+                elapsed = time.perf_counter() - w["t"]
+                n = w["n"]
+                run.log(step, {
+                    "losses/total": w["loss"] / n, "losses/position": w["pos"] / n, "losses/rotation": w["rot"] / n,
+                    "errors/train_position_mm_median": w["pos_mm"] / n, "errors/train_orientation_deg_median": w["rot_deg"] / n,
+                    "charts/learning_rate": scheduler.get_last_lr()[0], "perf/images_per_s": w["images"] / elapsed,
+                    "perf/data_wait_fraction": w["wait"] / max(w["busy"], 1e-9),
+                })
+                bar.set_postfix(loss=f"{w['loss'] / n:.3f}", mm=f"{w['pos_mm'] / n:.1f}", deg=f"{w['rot_deg'] / n:.1f}")
+                window = {k: 0.0 if k != "t" else time.perf_counter() for k in w}
+            if step % cfg.val_every == 0 and step < cfg.steps:
+                val_metrics = validate()
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                checkpoint(val_metrics)
+    finally:
+        bar.close()  # before any error message, so it starts on its own line
+    wall = time.perf_counter() - start
+    val_metrics = validate()
+    checkpoint(val_metrics)
+    result = {
+        "run_name": run.name if run else "", "steps": step, "wall_time_s": wall,
+        "images_per_s": total_images / wall if wall > 0 else 0.0,
+        "data_wait_fraction": total_wait / wall if wall > 0 else 0.0,
+        "validation": val_metrics, "arch": cfg.arch, "image_size": model_cfg.image_size, "world_size": world,
+        "git_sha": git_sha(), "data": data["identity"],
+    }
+    if rank == 0:
+        (run_dir / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+        run.close()
+    if world > 1:
+        dist.destroy_process_group()
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train-vision", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", help="YAML TrainVisionConfig")
+    p.add_argument("--data", help="dataset directory made by render-shards")
+    p.add_argument("--val-data", help="validation dataset directory (default: hold out the last shards of --data)")
+    p.add_argument("--arch", help="impala, resnet50 or any timm model name (default impala)")
+    p.add_argument("--image-size", type=int, help="input size (default: the dataset's)")
+    p.add_argument("--batch-size", type=int, help="per process (default 64)")
+    p.add_argument("--steps", type=int, help="optimizer steps (default 2000)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    p.add_argument("--num-workers", type=int, help="data loader processes per trainer (default 2)")
+    p.add_argument("--out", help="run directory (default runs/<sha7>-vision-<arch>-<dataset>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline without an API key)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
+    return p
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    overrides = list(args.set)
+    for flag in ("data", "val_data", "arch", "image_size", "batch_size", "steps", "lr", "num_workers", "out"):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{flag}={json.dumps(value)}")
+    for flag in ("compile", "wandb"):
+        if getattr(args, flag):
+            overrides.append(f"{flag}=true")
+    cfg = load_config(TrainVisionConfig, args.config, overrides)
+    if not cfg.data:
+        raise UserError("--data is required: a dataset directory made by render-shards")
+    result = train(cfg, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        v = result["validation"]
+        print(f"{result['run_name']}: {result['steps']} steps in {result['wall_time_s']:.0f} s, "
+              f"{result['images_per_s']:.0f} images/s; validation ({v.get('samples', 0):.0f} samples): "
+              f"position {v['position_mm/median']:.1f} mm median ({v['position_mm/p90']:.1f} p90), "
+              f"orientation {v['orientation_deg/median']:.1f} deg median ({v['orientation_deg/p90']:.1f} p90)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
