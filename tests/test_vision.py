@@ -203,3 +203,26 @@ def test_corrupt_shard_ends_in_one_line(tiny_data, tmp_path, capsys):
                            "--num-workers", "0", "--set", "shuffle_buffer=0", "--set", "val_every=1000"])
     assert code == 2
     _one_line(capsys, "reading the data failed", "verify-shards")
+
+
+def test_wandb_offline_run_is_written(tiny_data, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir = tmp_path / "wb"
+    assert _train(tiny_data, run_dir, 3, "--wandb") == 0
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and offline[0].name.endswith(json.loads((run_dir / "run.json").read_text())["name"])
+
+
+def test_plot_runs_draws_a_png(tiny_data, tmp_path):
+    from dexvision.track import plots
+
+    run_dir = tmp_path / "plotted"
+    assert _train(tiny_data, run_dir, 4, "--set", "val_every=2") == 0
+    out = tmp_path / "curves.png"
+    assert plots.main([str(run_dir), "--out", str(out)]) == 0
+    from PIL import Image
+
+    assert Image.open(out).size[0] > 300
+    assert plots.main([str(tmp_path / "missing"), "--out", str(out)]) == 2

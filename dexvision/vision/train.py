@@ -64,6 +64,7 @@ class TrainVisionConfig:
     head_hidden: int = 512
     out: str = ""  # run directory; default runs/<sha7>-vision-<arch>-<dataset>
     wandb: bool = False
+    time_limit_min: float = 0.0  # stop (validate, checkpoint) once training has run this long; 0: no limit
 
     def __post_init__(self):
         for name in ("batch_size", "steps", "val_every", "checkpoint_every"):
@@ -236,6 +237,9 @@ def train(cfg: TrainVisionConfig, resume: bool = False) -> dict:
     val_metrics: dict = {}
     try:
         while step < cfg.steps:
+            if cfg.time_limit_min and time.perf_counter() - start > 60 * cfg.time_limit_min:
+                log.warning("time limit of %.1f min reached at step %d of %d", cfg.time_limit_min, step, cfg.steps)
+                break
             t0 = time.perf_counter()
             batch = _next_batch(iterator, cfg.data)
             t1 = time.perf_counter()
