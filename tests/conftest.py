@@ -17,6 +17,16 @@ from dexvision.sim.scenes import load_scene  # noqa: E402
 SMALL = 48  # pixels per side in rendering tests
 
 
+def one_error_line(stderr: str, *fragments: str) -> str:
+    """The single `error: ...` line a command printed (progress bars aside), containing every fragment."""
+    lines = [line.split("\r")[-1] for line in stderr.splitlines()]
+    lines = [line for line in lines if line.strip() and "%|" not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    for f in fragments:
+        assert f in lines[0]
+    return lines[0]
+
+
 def small_config(task: str, **overrides) -> DataConfig:
     sets = [f"task={task}", f"render.image_size={SMALL}"] + [f"{k}={v}" for k, v in overrides.items()]
     return load_config(DataConfig, None, sets)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 from PIL import Image
 
 
@@ -33,11 +34,7 @@ def test_cameras_flag_sets_the_columns(tmp_path: Path):
 
 def _one_error_line(res, code, *fragments):
     assert res.returncode == code
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("error: ")
-    for f in fragments:
-        assert f in lines[0]
+    one_error_line(res.stderr, *fragments)
 
 
 @pytest.mark.parametrize("args, fragments", [

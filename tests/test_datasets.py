@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_error_line
 import webdataset as wds
 from PIL import Image
 
@@ -157,11 +158,7 @@ def test_kill_9_mid_run_then_resume(dataset, tmp_path):
 
 
 def _one_line(capsys, *fragments):
-    err = [line.split("\r")[-1] for line in capsys.readouterr().err.splitlines()]
-    err = [line for line in err if line.strip() and "%|" not in line]
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    for f in fragments:
-        assert f in err[0]
+    one_error_line(capsys.readouterr().err, *fragments)
 
 
 @pytest.mark.parametrize("n, fragment", [("0", "at least 1"), ("-5", "positive count"), ("lots", "positive count")])

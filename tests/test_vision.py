@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_error_line
 import torch
 
 from dexvision.datasets import render_shards
@@ -168,11 +169,7 @@ def test_torchrun_two_processes(tiny_data, tmp_path):
 
 
 def _one_line(capsys, *fragments):
-    err = [line.split("\r")[-1] for line in capsys.readouterr().err.splitlines()]
-    err = [line for line in err if line.strip() and "%|" not in line]
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    for f in fragments:
-        assert f in err[0]
+    one_error_line(capsys.readouterr().err, *fragments)
 
 
 def test_bad_inputs_end_in_one_line(tiny_data, tmp_path, capsys):
