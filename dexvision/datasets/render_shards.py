@@ -199,11 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+    if n < 1000:
+        return f"{int(n)} B"
+    for unit in ("KB", "MB", "GB", "TB"):
         n /= 1000
-    return f"{n:.1f} TB"
+        if n < 1000 or unit == "TB":
+            break
+    return f"{n:.1f} {unit}"
 
 
 def write_preview(out: Path, path: Path, samples: int = 4) -> None:

@@ -93,8 +93,17 @@ class StateSampler:
         self._block_vadr = m.jnt_dofadr[m.body(scene.block_body).jntadr[0]]
         self._block_geom = m.geom(scene.block_geom).id
         self._robot_geoms = np.array(sorted(scene.robot_geoms - {m.geom(scene.floor_geom).id}))
-        self._hand = [(m.joint(n).qposadr[0], m.jnt_range[m.joint(n).id], n.split(":")[-1])
-                      for n in scene.hand_joints]
+        # (qpos address, range, spread, nominal) of each independently drawn hand joint, and
+        # (qpos address, range, address of its J1) of each tendon-coupled distal finger joint.
+        self._free, self._coupled = [], []
+        for name in scene.hand_joints:
+            short = name.split(":")[-1]
+            adr, rng_ = m.joint(name).qposadr[0], m.jnt_range[m.joint(name).id]
+            if short.endswith("J0") and not short.startswith(("TH", "WR")):
+                self._coupled.append((adr, rng_, m.joint(f"robot0:{short[:2]}J1").qposadr[0]))
+            else:
+                spread = self.cfg.wrist_spread if short.startswith("WR") else self.cfg.finger_spread
+                self._free.append((adr, rng_, spread, CUPPED_POSE.get(short, 0.0)))
 
     def sample(self, rng: np.random.Generator) -> SimState:
         if self.scene.task == "gimbal-block":
@@ -121,16 +130,10 @@ class StateSampler:
 
     def _hand_joint_draw(self, rng: np.random.Generator) -> np.ndarray:
         qpos = self.model.qpos0.copy()
-        for adr, (low, high), short in self._hand:
-            spread = self.cfg.wrist_spread if short.startswith("WR") else self.cfg.finger_spread
-            if short.endswith("J0") and not short.startswith(("TH", "WR")):
-                continue  # coupled distal joint, set below
-            nominal = CUPPED_POSE.get(short, 0.0)
+        for adr, (low, high), spread, nominal in self._free:
             qpos[adr] = np.clip(nominal + rng.normal(0.0, spread * (high - low)), low, high)
-        for adr, (low, high), short in self._hand:
-            if short.endswith("J0") and not short.startswith(("TH", "WR")):
-                j1 = self.model.joint(f"robot0:{short[:2]}J1").qposadr[0]
-                qpos[adr] = np.clip(qpos[j1] * _DISTAL_RATIO, low, high)
+        for adr, (low, high), j1 in self._coupled:
+            qpos[adr] = np.clip(qpos[j1] * _DISTAL_RATIO, low, high)
         return qpos
 
     def _try_hand(self, rng: np.random.Generator) -> SimState | None:
