@@ -176,133 +176,173 @@ def default_run_dir(cfg: TrainVisionConfig) -> Path:
     return Path("runs") / run_name(f"vision-{cfg.arch}-{Path(cfg.data).name}")
 
 
-def train(cfg: TrainVisionConfig, resume: bool = False) -> dict:
-    rank, world, device = setup_distributed()
-    torch.manual_seed(cfg.seed + rank)
-    check_arch(cfg.arch)
-    train_urls, val_urls, data = split_shards(cfg.data, cfg.val_data, cfg.val_fraction)
-    spec = data["spec"]
-    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-    ckpt_path = run_dir / "checkpoint.pt"
-    model_cfg = PoseNetConfig(arch=cfg.arch, image_size=cfg.image_size or spec.data.render.image_size,
-                              num_cameras=spec.data.render.randomization.cameras.count, head_hidden=cfg.head_hidden)
-    model = PoseNet(model_cfg).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    step = 0
-    if resume:
-        if not ckpt_path.exists():
-            raise UserError(f"--resume: no checkpoint in {run_dir}")
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt["model_config"] != to_dict(model_cfg):
-            raise UserError(f"--resume: {ckpt_path} holds a different model ({ckpt['model_config']['arch']})")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        step = ckpt["step"]
-    elif ckpt_path.exists():
-        raise UserError(f"{run_dir} already holds a run; pass --resume to continue it, or another --out")
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    forward = torch.compile(ddp_model) if cfg.compile else ddp_model
-    run = Run(run_dir, run_dir.name, to_dict(cfg), wandb=cfg.wandb, resume=resume) if rank == 0 else None
-    loader = make_loader(train_urls, cfg.batch_size, num_workers=cfg.num_workers, shuffle_buffer=cfg.shuffle_buffer,
-                         seed=cfg.seed + 1000 * rank, resampled=True)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+class _Window:
+    """Running sums of the training statistics logged every few seconds."""
 
-    def checkpoint(metrics: dict | None = None) -> None:
-        if rank == 0:
-            save_checkpoint(ckpt_path, {
-                "model_config": to_dict(model_cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "step": step, "config": to_dict(cfg), "git_sha": git_sha(),
-                "run_name": run.name, "data": data["identity"], "metrics": metrics or {},
+    KEYS = ("wait", "busy", "steps", "images", "loss", "position", "rotation", "position_mm", "orientation_deg")
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.sums = dict.fromkeys(self.KEYS, 0.0)
+
+    def add(self, **values: float) -> None:
+        for k, v in values.items():
+            self.sums[k] += v
+
+    def metrics(self, lr: float) -> dict[str, float]:
+        s, n = self.sums, max(self.sums["steps"], 1)
+        elapsed = time.perf_counter() - self.start
+        return {
+            "losses/total": s["loss"] / n, "losses/position": s["position"] / n, "losses/rotation": s["rotation"] / n,
+            "errors/train_position_mm_median": s["position_mm"] / n,
+            "errors/train_orientation_deg_median": s["orientation_deg"] / n,
+            "charts/learning_rate": lr, "perf/images_per_s": s["images"] / max(elapsed, 1e-9),
+            "perf/data_wait_fraction": s["wait"] / max(s["busy"], 1e-9),
+        }
+
+
+class VisionTrainer:
+    """One train-vision run: model, optimizer, data, tracking; `run()` trains and returns the summary."""
+
+    def __init__(self, cfg: TrainVisionConfig, resume: bool = False):
+        self.cfg = cfg
+        self.rank, self.world, self.device = setup_distributed()
+        torch.manual_seed(cfg.seed + self.rank)
+        check_arch(cfg.arch)
+        self.train_urls, self.val_urls, data = split_shards(cfg.data, cfg.val_data, cfg.val_fraction)
+        self.data_identity, spec = data["identity"], data["spec"]
+        self.run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+        self.ckpt_path = self.run_dir / "checkpoint.pt"
+        self.model_cfg = PoseNetConfig(arch=cfg.arch, image_size=cfg.image_size or spec.data.render.image_size,
+                                       num_cameras=spec.data.render.randomization.cameras.count,
+                                       head_hidden=cfg.head_hidden)
+        self.model = PoseNet(self.model_cfg).to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
+        self.step = self._restore() if resume else self._check_fresh()
+        ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        self.forward = torch.compile(ddp) if cfg.compile else ddp
+        self.tracker = (Run(self.run_dir, self.run_dir.name, to_dict(cfg), wandb=cfg.wandb, resume=resume)
+                    if self.rank == 0 else None)
+        self.loader = make_loader(self.train_urls, cfg.batch_size, num_workers=cfg.num_workers,
+                                  shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed + 1000 * self.rank, resampled=True)
+        cuda = self.device.type == "cuda"
+        self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+
+    def _check_fresh(self) -> int:
+        if self.ckpt_path.exists():
+            raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it, or another --out")
+        return 0
+
+    def _restore(self) -> int:
+        if not self.ckpt_path.exists():
+            raise UserError(f"--resume: no checkpoint in {self.run_dir}")
+        ckpt = load_checkpoint(self.ckpt_path)
+        if ckpt["model_config"] != to_dict(self.model_cfg):
+            raise UserError(f"--resume: {self.ckpt_path} holds a different model ({ckpt['model_config']['arch']})")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        return ckpt["step"]
+
+    def checkpoint(self, metrics: dict | None = None) -> None:
+        if self.rank == 0:
+            save_checkpoint(self.ckpt_path, {
+                "model_config": to_dict(self.model_cfg), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "step": self.step, "config": to_dict(self.cfg), "git_sha": git_sha(), "run_name": self.tracker.name,
+                "data": self.data_identity, "metrics": metrics or {},
             })
-        barrier(world)
+        barrier(self.world)
 
-    def validate() -> dict:
+    def validate(self) -> dict:
         metrics = {}
-        if rank == 0:
-            metrics = evaluate(model, val_urls, cfg.batch_size, cfg.num_workers, device, cfg.val_samples, cfg.data)
-            run.log(step, {f"val/{k}": v for k, v in metrics.items()}, with_system=False)
-        barrier(world)
+        if self.rank == 0:
+            cfg = self.cfg
+            metrics = evaluate(self.model, self.val_urls, cfg.batch_size, cfg.num_workers, self.device,
+                               cfg.val_samples, cfg.data)
+            self.tracker.log(self.step, {f"val/{k}": v for k, v in metrics.items()}, with_system=False)
+        barrier(self.world)
         return metrics
 
-    start = time.perf_counter()
-    window = {"t": time.perf_counter(), "wait": 0.0, "busy": 0.0, "n": 0, "images": 0, "loss": 0.0,
-              "pos": 0.0, "rot": 0.0, "pos_mm": 0.0, "rot_deg": 0.0}
-    total_images, total_wait = 0, 0.0
-    iterator = iter(loader)
-    bar = tqdm(total=cfg.steps, initial=step, desc="train-vision", unit="step", disable=rank != 0)
-    val_metrics: dict = {}
-    try:
-        while step < cfg.steps:
-            if cfg.time_limit_min and time.perf_counter() - start > 60 * cfg.time_limit_min:
-                log.warning("time limit of %.1f min reached at step %d of %d", cfg.time_limit_min, step, cfg.steps)
-                break
-            t0 = time.perf_counter()
-            batch = _next_batch(iterator, cfg.data)
-            t1 = time.perf_counter()
-            images = batch["images"].to(device, non_blocking=True)
-            position, quaternion = batch["position"].to(device), batch["quaternion"].to(device)
-            with amp:
-                pred = forward(images)
-            losses = pose_loss(pred, position, quaternion, model_cfg.position_scale)
-            optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            with torch.no_grad():
-                errs = pose_errors({k: v.detach() for k, v in pred.items()}, position, quaternion)
-            t2 = time.perf_counter()
-            n_img = images.shape[0] * images.shape[1] * world
-            total_images += n_img
-            total_wait += t1 - t0
-            w = window
-            w["wait"] += t1 - t0
-            w["busy"] += t2 - t0
-            w["n"] += 1
-            w["images"] += n_img
-            w["loss"] += losses["loss"].item()
-            w["pos"] += losses["position"].item()
-            w["rot"] += losses["rotation"].item()
-            w["pos_mm"] += errs["position_mm"].median().item()
-            w["rot_deg"] += errs["orientation_deg"].median().item()
-            bar.update(1)
-            if rank == 0 and (time.perf_counter() - w["t"] >= cfg.log_every_s or step == cfg.steps):
-                elapsed = time.perf_counter() - w["t"]
-                n = w["n"]
-                run.log(step, {
-                    "losses/total": w["loss"] / n, "losses/position": w["pos"] / n, "losses/rotation": w["rot"] / n,
-                    "errors/train_position_mm_median": w["pos_mm"] / n, "errors/train_orientation_deg_median": w["rot_deg"] / n,
-                    "charts/learning_rate": scheduler.get_last_lr()[0], "perf/images_per_s": w["images"] / elapsed,
-                    "perf/data_wait_fraction": w["wait"] / max(w["busy"], 1e-9),
-                })
-                bar.set_postfix(loss=f"{w['loss'] / n:.3f}", mm=f"{w['pos_mm'] / n:.1f}", deg=f"{w['rot_deg'] / n:.1f}")
-                window = {k: 0.0 if k != "t" else time.perf_counter() for k in w}
-            if step % cfg.val_every == 0 and step < cfg.steps:
-                val_metrics = validate()
-            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                checkpoint(val_metrics)
-    finally:
-        bar.close()  # before any error message, so it starts on its own line
-    wall = time.perf_counter() - start
-    val_metrics = validate()
-    checkpoint(val_metrics)
-    result = {
-        "run_name": run.name if run else "", "steps": step, "wall_time_s": wall,
-        "images_per_s": total_images / wall if wall > 0 else 0.0,
-        "data_wait_fraction": total_wait / wall if wall > 0 else 0.0,
-        "validation": val_metrics, "arch": cfg.arch, "image_size": model_cfg.image_size, "world_size": world,
-        "git_sha": git_sha(), "data": data["identity"],
-    }
-    if rank == 0:
-        (run_dir / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
-        run.close()
-    if world > 1:
-        dist.destroy_process_group()
-    return result
+    def train_step(self, iterator, window: _Window) -> None:
+        t0 = time.perf_counter()
+        batch = _next_batch(iterator, self.cfg.data)
+        t1 = time.perf_counter()
+        images = batch["images"].to(self.device, non_blocking=True)
+        position, quaternion = batch["position"].to(self.device), batch["quaternion"].to(self.device)
+        with self.amp:
+            pred = self.forward(images)
+        losses = pose_loss(pred, position, quaternion, self.model_cfg.position_scale)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        with torch.no_grad():
+            errs = pose_errors({k: v.detach() for k, v in pred.items()}, position, quaternion)
+        window.add(wait=t1 - t0, busy=time.perf_counter() - t0, steps=1,
+                   images=images.shape[0] * images.shape[1] * self.world, loss=losses["loss"].item(),
+                   position=losses["position"].item(), rotation=losses["rotation"].item(),
+                   position_mm=errs["position_mm"].median().item(),
+                   orientation_deg=errs["orientation_deg"].median().item())
+
+    def run_loop(self) -> tuple[float, float, float]:
+        """Train to cfg.steps (or the time limit); returns (wall seconds, images seen, seconds waiting for data)."""
+        cfg, start = self.cfg, time.perf_counter()
+        iterator, window, totals = iter(self.loader), _Window(), {"images": 0.0, "wait": 0.0}
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train-vision", unit="step", disable=self.rank != 0)
+        try:
+            while self.step < cfg.steps:
+                if cfg.time_limit_min and time.perf_counter() - start > 60 * cfg.time_limit_min:
+                    log.warning("time limit of %.1f min reached at step %d of %d", cfg.time_limit_min,
+                                self.step, cfg.steps)
+                    break
+                self.train_step(iterator, window)
+                bar.update(1)
+                if self.rank == 0 and (time.perf_counter() - window.start >= cfg.log_every_s
+                                       or self.step == cfg.steps):
+                    metrics = window.metrics(self.scheduler.get_last_lr()[0])
+                    self.tracker.log(self.step, metrics)
+                    bar.set_postfix(loss=f"{metrics['losses/total']:.3f}",
+                                    mm=f"{metrics['errors/train_position_mm_median']:.1f}",
+                                    deg=f"{metrics['errors/train_orientation_deg_median']:.1f}")
+                    totals["images"] += window.sums["images"]
+                    totals["wait"] += window.sums["wait"]
+                    window = _Window()
+                if self.step % cfg.val_every == 0 and self.step < cfg.steps:
+                    self.validate()
+                if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                    self.checkpoint()
+        finally:
+            bar.close()  # before any error message, so it starts on its own line
+        totals["images"] += window.sums["images"]
+        totals["wait"] += window.sums["wait"]
+        return time.perf_counter() - start, totals["images"], totals["wait"]
+
+    def run(self) -> dict:
+        wall, images, wait = self.run_loop()
+        val_metrics = self.validate()
+        self.checkpoint(val_metrics)
+        result = {
+            "run_name": self.tracker.name if self.tracker else "", "steps": self.step, "wall_time_s": wall,
+            "images_per_s": images / wall if wall > 0 else 0.0, "data_wait_fraction": wait / wall if wall > 0 else 0.0,
+            "validation": val_metrics, "arch": self.cfg.arch, "image_size": self.model_cfg.image_size,
+            "world_size": self.world, "git_sha": git_sha(), "data": self.data_identity,
+        }
+        if self.rank == 0:
+            (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+            self.tracker.close()
+        if self.world > 1:
+            dist.destroy_process_group()
+        return result
+
+
+def train(cfg: TrainVisionConfig, resume: bool = False) -> dict:
+    """Train a pose model as configured; returns the summary also written to RUN_DIR/metrics.json."""
+    return VisionTrainer(cfg, resume).run()
 
 
 def build_parser() -> argparse.ArgumentParser:
