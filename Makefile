@@ -21,17 +21,24 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 demo: setup
+	rm -rf out/demo
 	$(BIN)/render-sheet --task hand-block --samples 4 --annotate --out out/demo/hand-block.png
 	$(BIN)/render-sheet --task gimbal-block --samples 4 --annotate --out out/demo/gimbal-block.png
 	$(BIN)/render-shards --n 200 --shard-size 50 --task gimbal-block --image-size 64 --out out/demo/gimbal-200 --preview out/demo/gimbal-200.png
 	$(BIN)/render-shards --n 60 --shard-size 20 --task hand-block --image-size 64 --out out/demo/hand-60
 	$(BIN)/verify-shards out/demo/gimbal-200
 	$(BIN)/verify-shards out/demo/hand-60
-	@echo "demo: contact sheets and datasets in out/demo/"
+	$(BIN)/train-vision --data out/demo/gimbal-200 --arch impala --steps 150 --batch-size 16 --num-workers 1 --out out/demo/vision-gimbal --set val_every=50
+	$(BIN)/render-shards --n 50 --shard-size 50 --task gimbal-block --image-size 64 --seed 1 --out out/demo/gimbal-test-50
+	$(BIN)/evaluate-vision --checkpoint out/demo/vision-gimbal/checkpoint.pt --data out/demo/gimbal-test-50
+	$(BIN)/plot-runs out/demo/vision-gimbal --out out/demo/vision-gimbal/curves.png
+	@echo "demo: contact sheets, datasets, a vision run and its curves in out/demo/"
 
 bench: setup
 	$(BIN)/python benchmarks/render.py
 	$(BIN)/python benchmarks/shards.py
+	$(BIN)/render-shards --n 2000 --shard-size 200 --task gimbal-block --image-size 64 --out out/bench/gimbal-2000
+	$(BIN)/python benchmarks/vision_input.py --data out/bench/gimbal-2000
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
