@@ -56,7 +56,7 @@ def main() -> int:
             rows.append(run(args.task, size, w, args.samples_per_worker * w, args.shard_size, args.format))
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, python {sys.version.split()[0]}")
-    print(f"| task | size | workers | samples | wall s | samples/s | scaling | KB/sample | 10M: days | 10M: GB |")
+    print("| task | size | workers | samples | wall s | samples/s | scaling | KB/sample | 10M: days | 10M: GB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         base = next(b for b in rows if b["size"] == r["size"] and b["workers"] == min(args.workers))

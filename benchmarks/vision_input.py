@@ -13,7 +13,6 @@ Measures, on the same machine and dataset:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

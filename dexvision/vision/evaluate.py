@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         raise UserError(f"cannot write {out}: {e.strerror or e}") from None
     print(f"{'metric':<24}{'mean':>10}{'median':>10}{'p90':>10}")
-    for name, unit in (("position_mm", "mm"), ("orientation_deg", "deg")):
+    for name in ("position_mm", "orientation_deg"):
         print(f"{name:<24}" + "".join(f"{metrics[f'{name}/{s}']:>10.2f}" for s in ("mean", "median", "p90")))
     print(f"{metrics['samples']:.0f} samples; written to {out}")
     return 0
