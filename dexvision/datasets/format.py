@@ -27,16 +27,16 @@ _COUNT = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE]\d+)?)\s*([kKmMgGbB]?)\s*$")
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
 
 
-def parse_count(text: str) -> int:
-    """'1000', '250k', '10M', '1e6' -> a positive integer; anything else is a UserError."""
+def parse_count(text: str, flag: str = "--n") -> int:
+    """'1000', '250k', '10M', '1e6' -> a positive integer; anything else is a UserError naming `flag`."""
     match = _COUNT.match(str(text))
     if not match:
-        raise UserError(f"--n must be a positive count like 1000, 250k, 10M or 1e6, got '{text}'")
+        raise UserError(f"{flag} must be a positive count like 1000, 250k, 10M or 1e6, got '{text}'")
     value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
     if value != int(value):
-        raise UserError(f"--n must be a whole number of samples, got '{text}'")
+        raise UserError(f"{flag} must be a whole number, got '{text}'")
     if value < 1:
-        raise UserError(f"--n must be at least 1, got '{text}'")
+        raise UserError(f"{flag} must be at least 1, got '{text}'")
     return int(value)
 
 

@@ -122,3 +122,14 @@ def random_quat(rng: np.random.Generator, size: int | None = None) -> np.ndarray
     )
     q = quat_normalize(q)
     return q[0] if size is None else q
+
+
+def quat_to_rotvec(q: np.ndarray) -> np.ndarray:
+    """Rotation vector (axis * angle, angle in [0, pi]) of unit quaternion(s) [w, x, y, z]."""
+    q = quat_normalize(q)
+    vec = q[..., 1:]
+    sin_half = np.linalg.norm(vec, axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(sin_half, q[..., :1])
+    # angle / sin(angle / 2) -> 2 as the angle -> 0
+    scale = np.where(sin_half > 1e-9, angle / np.maximum(sin_half, 1e-12), 2.0)
+    return vec * scale

@@ -1,0 +1,51 @@
+"""Policy checkpoints: the model, how to rebuild it and its environment, and the training state.
+
+A policy checkpoint is a dict with `kind: "dexvision-policy"`, `task`, `obs`
+(state or pixels), the `policy_config` and `env_config` needed to rebuild both,
+the weights, the optimizer state, counters (frames, iterations, optimizer steps),
+the resolved training config and the git SHA. Written atomically like vision
+checkpoints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dexvision.config import from_dict
+from dexvision.errors import UserError
+from dexvision.policy.envs import EnvConfig
+from dexvision.policy.model import ActorCritic, PolicyConfig
+from dexvision.vision.checkpoint import load_checkpoint as _load_any
+from dexvision.vision.checkpoint import save_checkpoint as _save_vision
+
+KIND = "dexvision-policy"
+
+
+def save_policy(path: Path, state: dict) -> None:
+    """Atomic save (temporary file, then rename) of a policy checkpoint."""
+    _save_vision(path, {**state, "kind": KIND})  # the state's kind replaces the vision writer's default
+
+
+def load_policy_checkpoint(path: str | Path) -> dict:
+    return _load_any(path, kind=KIND)
+
+
+def build_policy(ckpt: dict) -> ActorCritic:
+    """The trained ActorCritic of a policy checkpoint (in eval mode)."""
+    model = ActorCritic(PolicyConfig(**ckpt["policy_config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+def env_config_of(ckpt: dict) -> EnvConfig:
+    return from_dict(EnvConfig, ckpt["env_config"])
+
+
+def load_teacher(path: str | Path, task: str) -> tuple[ActorCritic, dict]:
+    """A state policy to clone, checked to be one for `task`; one clear error otherwise."""
+    ckpt = load_policy_checkpoint(path)
+    if ckpt["task"] != task:
+        raise UserError(f"teacher {path} is a {ckpt['task']} policy, not a {task} one")
+    if ckpt["obs"] != "state":
+        raise UserError(f"teacher {path} is a {ckpt['obs']} policy; a teacher must see state (--obs state)")
+    return build_policy(ckpt), ckpt

@@ -1,0 +1,122 @@
+"""`evaluate-policy`: successes per episode of a trained policy.
+
+    evaluate-policy --checkpoint runs/gimbal-teacher/checkpoint.pt --episodes 20
+    evaluate-policy --checkpoint runs/gimbal-student/checkpoint.pt --episodes 10 --out eval.json
+
+Each of up to 32 parallel environments plays its share of the episodes to the end
+(so short, failed episodes do not crowd out long, successful ones); actions are the
+policy's most likely ones unless --sample. Prints and writes the mean and median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dexvision.errors import UserError, cli
+from dexvision.policy.checkpoint import build_policy, env_config_of, load_policy_checkpoint
+from dexvision.policy.envs import BlockReorientEnv
+
+MAX_PARALLEL = 32
+
+
+def to_torch(obs: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v).to(device) for k, v in obs.items()}
+
+
+@torch.no_grad()
+def run_episodes(model, env: BlockReorientEnv, episodes: int, *, seed: int = 12345, greedy: bool = True,
+                 device: torch.device | str = "cpu", progress: bool = False) -> list[dict]:
+    """Play `episodes` whole episodes; one dict (successes, return, length, dropped) per episode."""
+    device = torch.device(device)
+    n = env.num_envs
+    quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
+    obs, _ = env.reset(seed=seed)
+    state = model.initial_state(n, device)
+    starts = torch.ones(n, device=device)
+    results: list[dict] = []
+    bar = tqdm(total=episodes, desc="evaluate", unit="episode", disable=not progress)
+    try:
+        while len(results) < episodes:
+            action, *_, state = model.get_action_and_value(to_torch(obs, device), state, starts, greedy=greedy)
+            obs, _, _, _, info = env.step(action.cpu().numpy())
+            done = info["done_mask"]
+            for i in np.flatnonzero(done & (quota > 0)):
+                quota[i] -= 1
+                results.append({"successes": int(info["episode_successes"][i]),
+                                "return": float(info["episode_return"][i]),
+                                "length": int(info["episode_length"][i]), "dropped": bool(info["dropped"][i])})
+                bar.update(1)
+            starts = torch.from_numpy(done.astype(np.float32)).to(device)
+    finally:
+        bar.close()
+    return results
+
+
+def summarize_episodes(results: list[dict]) -> dict:
+    successes = [r["successes"] for r in results]
+    return {"episodes": len(results), "mean_successes": statistics.fmean(successes),
+            "median_successes": float(statistics.median(successes)), "min_successes": min(successes),
+            "max_successes": max(successes), "mean_return": statistics.fmean(r["return"] for r in results),
+            "drop_rate": statistics.fmean(float(r["dropped"]) for r in results)}
+
+
+def evaluate_checkpoint(path: str | Path, episodes: int, *, greedy: bool = True, seed: int = 12345,
+                        render_workers: int = 0, progress: bool = True) -> dict:
+    ckpt = load_policy_checkpoint(path)
+    model = build_policy(ckpt)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    env = BlockReorientEnv(env_config_of(ckpt), min(episodes, MAX_PARALLEL), obs=ckpt["obs"],
+                           render_workers=render_workers)
+    start = time.perf_counter()
+    try:
+        results = run_episodes(model, env, episodes, seed=seed, greedy=greedy, device=device, progress=progress)
+    finally:
+        env.close()
+    summary = summarize_episodes(results)
+    summary.update(checkpoint=str(path), task=ckpt["task"], obs=ckpt["obs"], greedy=greedy, seed=seed,
+                   frames_trained=ckpt["frames"], wall_time_s=time.perf_counter() - start,
+                   successes=[r["successes"] for r in results])
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evaluate-policy", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train-policy")
+    p.add_argument("--episodes", type=int, default=20, help="episodes to play (default 20)")
+    p.add_argument("--sample", action="store_true", help="sample actions instead of taking the most likely")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes")
+    p.add_argument("--render-workers", type=int, default=0, help="processes rendering pixel observations")
+    p.add_argument("--out", help="also write the summary to this JSON file")
+    return p
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    if args.episodes < 1:
+        raise UserError("--episodes must be >= 1")
+    summary = evaluate_checkpoint(args.checkpoint, args.episodes, greedy=not args.sample, seed=args.seed,
+                                  render_workers=args.render_workers)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(summary, indent=1) + "\n")
+    mean, median = summary["mean_successes"], summary["median_successes"]
+    print(f"{summary['task']} {summary['obs']} policy, {summary['episodes']} episodes: successes per episode "
+          f"mean {mean:.1f}, median {median:g} (min {summary['min_successes']}, max {summary['max_successes']}); "
+          f"drop rate {summary['drop_rate']:.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

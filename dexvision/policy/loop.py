@@ -1,0 +1,102 @@
+"""Rollout collection shared by PPO and behavioural cloning, and the episode statistics.
+
+`Collector.collect()` steps the vectorized environment for `rollout` steps with
+the model acting (sampled actions), keeping the model's LSTM state across calls
+and recording it at every chunk start. With `label=True` a teacher runs alongside
+on the state observations of the very states the student visits (DAgger) and its
+action logits and values become the targets.
+"""
+
+from __future__ import annotations
+
+import collections
+import statistics
+
+import numpy as np
+import torch
+
+from dexvision.policy.envs import BlockReorientEnv
+from dexvision.policy.model import ActorCritic
+from dexvision.policy.ppo import Rollout
+
+
+class EpisodeStats:
+    """Successes and returns of the last `window` finished training episodes."""
+
+    def __init__(self, window: int = 20):
+        self.successes: collections.deque = collections.deque(maxlen=window)
+        self.returns: collections.deque = collections.deque(maxlen=window)
+        self.total = 0
+
+    def add(self, info: dict) -> None:
+        for i in np.flatnonzero(info["done_mask"]):
+            self.successes.append(int(info["episode_successes"][i]))
+            self.returns.append(float(info["episode_return"][i]))
+            self.total += 1
+
+    def metrics(self) -> dict[str, float]:
+        if not self.successes:
+            return {}
+        return {"charts/successes_per_episode": statistics.fmean(self.successes),
+                "charts/median_successes": float(statistics.median(self.successes)),
+                "charts/episode_return": statistics.fmean(self.returns), "charts/episodes": float(self.total)}
+
+
+def _obs_tensors(obs: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v).to(device) for k, v in obs.items()}
+
+
+class Collector:
+    """Owns the environment's current observation and both LSTM states between iterations."""
+
+    def __init__(self, env: BlockReorientEnv, model: ActorCritic, teacher: ActorCritic | None, rollout: int,
+                 chunk: int, device: torch.device, seed: int):
+        self.env, self.model, self.teacher = env, model, teacher
+        self.rollout, self.chunk, self.device = rollout, chunk, device
+        n = env.num_envs
+        obs, _ = env.reset(seed=seed)
+        self.obs = _obs_tensors(obs, device)
+        self.state = model.initial_state(n, device)
+        self.teacher_state = teacher.initial_state(n, device) if teacher is not None else None
+        self.starts = torch.ones(n, device=device)
+
+    @torch.no_grad()
+    def collect(self, stats: EpisodeStats, label: bool = False) -> tuple[Rollout, torch.Tensor]:
+        """(rollout, value of the state after its last step)."""
+        if label and self.teacher is None:
+            raise ValueError("labelling needs a teacher")
+        T, n = self.rollout, self.env.num_envs
+        steps: dict[str, list] = {k: [] for k in ("starts", "actions", "logprobs", "values", "rewards", "dones",
+                                                  "teacher_logits", "teacher_values")}
+        obs_steps: dict[str, list] = {k: [] for k in self.obs}
+        chunk_states = []
+        for t in range(T):
+            if t % self.chunk == 0:
+                chunk_states.append(self.state)
+            action, logprob, _, value, _, self.state = self.model.get_action_and_value(
+                self.obs, self.state, self.starts)
+            if label:
+                # the teacher reads the state keys of the same observation (it has no vision sub-model)
+                _, _, _, t_value, t_logits, self.teacher_state = self.teacher.get_action_and_value(
+                    self.obs, self.teacher_state, self.starts)
+                steps["teacher_logits"].append(t_logits)
+                steps["teacher_values"].append(t_value)
+            for k, v in self.obs.items():
+                obs_steps[k].append(v)
+            obs, reward, _, _, info = self.env.step(action.cpu().numpy())
+            stats.add(info)
+            done = torch.from_numpy(info["done_mask"].astype(np.float32)).to(self.device)
+            steps["starts"].append(self.starts)
+            steps["actions"].append(action)
+            steps["logprobs"].append(logprob)
+            steps["values"].append(value)
+            steps["rewards"].append(torch.from_numpy(reward).to(self.device))
+            steps["dones"].append(done)
+            self.obs = _obs_tensors(obs, self.device)
+            self.starts = done
+        # The value after the last step: one more forward pass (its state is not kept).
+        _, _, _, next_value, _, _ = self.model.get_action_and_value(self.obs, self.state, self.starts)
+        stacked = {k: torch.stack(v) if v else None for k, v in steps.items()}
+        rollout = Rollout(obs={k: torch.stack(v) for k, v in obs_steps.items()}, chunk_states=torch.stack(chunk_states),
+                          **stacked)
+        return rollout, next_value * (1.0 - self.starts)

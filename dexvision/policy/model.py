@@ -1,0 +1,165 @@
+"""The policy and value networks: embed-and-add, an LSTM each, categorical action heads.
+
+As in the Rubik's cube work (section 6.2) and the end-to-end report: every input is
+mapped by its own linear layer (an "embedding mapping") to a 512-d space, the
+embeddings are summed and passed through a ReLU, then an LSTM, then the heads. The
+policy and value networks each have an LSTM; by default they also have separate
+embedding mappings, and `shared_embeddings=True` makes the value network reuse the
+policy's mappings for the inputs they share. The value network sees the policy's
+inputs plus the full state (asymmetric actor-critic).
+
+A pixel policy's `images` pass through the vision sub-model: the train-vision
+PoseNet up to its penultimate layer (the encoder applied to each camera, the
+features concatenated, the head's hidden layer); its output is the input `vision`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+from dexvision.vision.model import PoseNet, PoseNetConfig
+
+
+@dataclasses.dataclass
+class PolicyConfig:
+    policy_inputs: dict[str, int]  # input name -> size (`vision` is the vision sub-model's output)
+    value_inputs: dict[str, int]
+    num_actions: int  # actuators
+    action_bins: int = 11
+    embed_dim: int = 512
+    lstm_hidden: int = 256
+    shared_embeddings: bool = False
+    vision: dict | None = None  # the PoseNetConfig of the vision sub-model (pixel policies)
+
+    @property
+    def uses_vision(self) -> bool:
+        return self.vision is not None
+
+
+class VisionSubModel(nn.Module):
+    """PoseNet minus its last layer: (B, K, 3, H, W) images -> (B, head_hidden) features."""
+
+    def __init__(self, cfg: PoseNetConfig):
+        super().__init__()
+        self.pose_net = PoseNet(cfg)
+        self.pose_net.head[-1] = nn.Identity()  # the pose output layer is not part of the sub-model
+        self.num_features = cfg.head_hidden
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.pose_net.head(self.pose_net.features(images))
+
+    def load_pretrained(self, pose_state: dict[str, torch.Tensor]) -> list[str]:
+        """Copy a trained PoseNet's weights up to the penultimate layer; returns the names copied."""
+        own = self.pose_net.state_dict()
+        missing = [k for k in own if k not in pose_state]
+        if missing:
+            raise ValueError(f"the vision checkpoint lacks {len(missing)} weights of the sub-model, e.g. {missing[0]}")
+        copied = {k: pose_state[k] for k in own}
+        for k, v in copied.items():
+            if v.shape != own[k].shape:
+                raise ValueError(f"vision weight {k} has shape {tuple(v.shape)}, the sub-model needs {tuple(own[k].shape)}")
+        self.pose_net.load_state_dict(copied)
+        return list(copied)
+
+
+def _linear(n_in: int, n_out: int, gain: float) -> nn.Linear:
+    layer = nn.Linear(n_in, n_out)
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class Embedding(nn.Module):
+    """Sum of per-input linear embeddings, then a ReLU."""
+
+    def __init__(self, layers: dict[str, nn.Linear]):
+        super().__init__()
+        self.layers = nn.ModuleDict(layers)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.relu(sum(layer(inputs[name]) for name, layer in self.layers.items()))
+
+
+class ActorCritic(nn.Module):
+    """Policy (actor) and value (critic) networks over sequences: inputs are (T, B, ...)."""
+
+    def __init__(self, cfg: PolicyConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.embed_dim
+        self.vision = VisionSubModel(PoseNetConfig(**cfg.vision)) if cfg.uses_vision else None
+        pi_layers = {k: _linear(n, d, 1.0) for k, n in cfg.policy_inputs.items()}
+        if cfg.shared_embeddings:
+            v_layers = {k: pi_layers.get(k) or _linear(n, d, 1.0) for k, n in cfg.value_inputs.items()}
+        else:
+            v_layers = {k: _linear(n, d, 1.0) for k, n in cfg.value_inputs.items()}
+        self.policy_embedding = Embedding(pi_layers)
+        self.value_embedding = Embedding(v_layers)
+        self.policy_lstm = nn.LSTMCell(d, cfg.lstm_hidden)
+        self.value_lstm = nn.LSTMCell(d, cfg.lstm_hidden)
+        self.policy_head = _linear(cfg.lstm_hidden, cfg.num_actions * cfg.action_bins, 0.01)
+        self.value_head = _linear(cfg.lstm_hidden, 1, 1.0)
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Zero LSTM state for `batch` sequences: (4, B, hidden) = policy h, c, value h, c."""
+        return torch.zeros(4, batch, self.cfg.lstm_hidden, device=device)
+
+    def _inputs(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = {k: v.float() for k, v in obs.items() if k != "images"}
+        if self.vision is not None:
+            images = obs["images"]
+            t, b = images.shape[:2]
+            inputs["vision"] = self.vision(images.flatten(0, 1)).view(t, b, -1)
+        return inputs
+
+    def forward(self, obs: dict[str, torch.Tensor], state: torch.Tensor, starts: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits (T, B, actions, bins), values (T, B), final state) for T steps of B sequences.
+
+        `starts[t, b]` is 1 where step t begins a new episode: the LSTM state is zeroed there.
+        """
+        inputs = self._inputs(obs)
+        pi_x = self.policy_embedding(inputs)
+        v_x = self.value_embedding(inputs)
+        ph, pc, vh, vc = state
+        pi_out, v_out = [], []
+        for t in range(pi_x.shape[0]):
+            keep = (1.0 - starts[t].float()).unsqueeze(-1)
+            ph, pc = self.policy_lstm(pi_x[t], (ph * keep, pc * keep))
+            vh, vc = self.value_lstm(v_x[t], (vh * keep, vc * keep))
+            pi_out.append(ph)
+            v_out.append(vh)
+        logits = self.policy_head(torch.stack(pi_out))
+        values = self.value_head(torch.stack(v_out)).squeeze(-1)
+        logits = logits.view(*logits.shape[:2], self.cfg.num_actions, self.cfg.action_bins)
+        return logits, values, torch.stack([ph, pc, vh, vc])
+
+    def get_action_and_value(self, obs: dict[str, torch.Tensor], state: torch.Tensor, starts: torch.Tensor,
+                             action: torch.Tensor | None = None, greedy: bool = False):
+        """One step (inputs (B, ...)): action, its log-probability, entropy, value, logits, new state."""
+        logits, values, state = self.forward({k: v.unsqueeze(0) for k, v in obs.items()}, state, starts.unsqueeze(0))
+        dist = Categorical(logits=logits[0])
+        if action is None:
+            action = logits[0].argmax(-1) if greedy else dist.sample()
+        return action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1), values[0], logits[0], state
+
+
+def policy_config_for(env, obs: str, teacher_keys: tuple[str, ...], vision: PoseNetConfig | None = None,
+                      **kwargs) -> PolicyConfig:
+    """The PolicyConfig for an environment: state policies see `teacher_keys`, pixel ones images + proprio + goal."""
+    dims = env.obs_dims()
+    state = {k: dims[k] for k in teacher_keys}
+    if obs == "state":
+        policy_inputs = dict(state)
+    else:
+        if vision is None:
+            raise ValueError("a pixel policy needs a vision sub-model config")
+        policy_inputs = {"vision": vision.head_hidden, "proprio": dims["proprio"], "goal": dims["goal"]}
+    value_inputs = {**policy_inputs, **state}
+    return PolicyConfig(policy_inputs=policy_inputs, value_inputs=value_inputs, num_actions=env.nu,
+                        action_bins=env.cfg.action_bins,
+                        vision=dataclasses.asdict(vision) if vision is not None else None, **kwargs)

@@ -1,0 +1,177 @@
+"""PPO and behavioural cloning as small, flat pieces (in the manner of CleanRL).
+
+- `Rollout`: T steps of N environments, with the LSTM state at every chunk start;
+- `compute_gae`: generalized advantage estimation, a pure function;
+- `ppo_loss` and `bc_loss`: the objectives on one minibatch of sequences;
+- `update`: epochs of minibatches split by environment, each sequence a chunk of
+  `chunk` steps started from the LSTM state recorded when it was collected; during
+  the first epoch it measures the gradient noise scale (`NoiseScale`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+
+@dataclasses.dataclass
+class Rollout:
+    """What one collection phase produced; tensors are (T, N, ...) unless noted."""
+
+    obs: dict[str, torch.Tensor]
+    starts: torch.Tensor  # step t begins an episode (the LSTM state is zeroed before it)
+    actions: torch.Tensor  # (T, N, actuators) bin indices
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    dones: torch.Tensor  # the episode ended with step t
+    chunk_states: torch.Tensor  # (T // chunk, 4, N, hidden): LSTM state before each chunk
+    teacher_logits: torch.Tensor | None = None  # (T, N, actuators, bins), behavioural cloning only
+    teacher_values: torch.Tensor | None = None
+
+
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,
+                gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages, returns), both (T, N). `dones[t]` marks the last step of an episode: nothing is
+    bootstrapped across it. `next_value` is the value of the state after the last step."""
+    T = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(next_value)
+    for t in reversed(range(T)):
+        following = next_value if t == T - 1 else values[t + 1]
+        live = 1.0 - dones[t].float()
+        delta = rewards[t] + gamma * following * live - values[t]
+        last = delta + gamma * lam * live * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+@dataclasses.dataclass
+class LossConfig:
+    clip: float = 0.2
+    value_coef: float = 0.5
+    entropy_coef: float = 0.003
+    bc_value_coef: float = 0.5
+
+
+def ppo_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict, cfg: LossConfig) -> dict[str, torch.Tensor]:
+    dist = Categorical(logits=logits)
+    logprob = dist.log_prob(batch["actions"]).sum(-1)
+    ratio = torch.exp(logprob - batch["logprobs"])
+    adv = batch["advantages"]
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    policy = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1 - cfg.clip, 1 + cfg.clip)).mean()
+    value = 0.5 * ((values - batch["returns"]) ** 2).mean()
+    entropy = dist.entropy().sum(-1).mean()
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - (logprob - batch["logprobs"])).mean()
+        clipfrac = ((ratio - 1).abs() > cfg.clip).float().mean()
+    return {"loss": policy + cfg.value_coef * value - cfg.entropy_coef * entropy, "policy": policy, "value": value,
+            "entropy": entropy, "approx_kl": approx_kl, "clipfrac": clipfrac}
+
+
+def bc_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict, cfg: LossConfig) -> dict[str, torch.Tensor]:
+    """KL(teacher || student) summed over actuators, plus L2 between the value predictions."""
+    teacher = torch.log_softmax(batch["teacher_logits"], -1)
+    student = torch.log_softmax(logits, -1)
+    kl = (teacher.exp() * (teacher - student)).sum((-1, -2)).mean()
+    value = ((values - batch["teacher_values"]) ** 2).mean()
+    entropy = Categorical(logits=logits).entropy().sum(-1).mean()
+    return {"loss": kl + cfg.bc_value_coef * value, "kl": kl, "value": value, "entropy": entropy}
+
+
+def _sequences(x: torch.Tensor, envs: torch.Tensor, chunk: int) -> torch.Tensor:
+    """(T, N, ...) -> (chunk, T // chunk * len(envs), ...): the chunks of the chosen environments."""
+    x = x[:, envs]
+    T, n = x.shape[:2]
+    x = x.reshape(T // chunk, chunk, n, *x.shape[2:]).transpose(0, 1)
+    return x.reshape(chunk, (T // chunk) * n, *x.shape[3:])
+
+
+def minibatch(rollout: Rollout, extra: dict[str, torch.Tensor], envs: torch.Tensor, chunk: int) -> dict:
+    """Every chunk of the environments `envs` as a batch of sequences, with their initial LSTM states."""
+    seq = lambda x: _sequences(x, envs, chunk)  # noqa: E731
+    batch = {"obs": {k: seq(v) for k, v in rollout.obs.items()}, "starts": seq(rollout.starts),
+             "actions": seq(rollout.actions), "logprobs": seq(rollout.logprobs)}
+    for name in ("teacher_logits", "teacher_values"):
+        if getattr(rollout, name) is not None:
+            batch[name] = seq(getattr(rollout, name))
+    batch.update({k: seq(v) for k, v in extra.items()})
+    states = rollout.chunk_states[:, :, envs]  # (C, 4, n, H)
+    batch["state"] = states.permute(1, 0, 2, 3).reshape(4, -1, states.shape[-1])
+    return batch
+
+
+class NoiseScale:
+    """The simple gradient noise scale B = tr(Sigma) / |G|^2 (McCandlish et al. 2018, appendix A).
+
+    From the squared norms of gradients at two batch sizes: minibatch gradients (B_small)
+    and their mean over an epoch (B_big). The two unbiased estimates are smoothed with
+    an exponential moving average before the ratio is taken, as the paper recommends.
+    """
+
+    def __init__(self, decay: float = 0.9):
+        self.decay = decay
+        self.g2 = self.trace = None
+
+    def update(self, small_sq: float, big_sq: float, b_small: float, b_big: float) -> float | None:
+        if b_big <= b_small:
+            return self.value
+        g2 = (b_big * big_sq - b_small * small_sq) / (b_big - b_small)
+        trace = (small_sq - big_sq) / (1.0 / b_small - 1.0 / b_big)
+        ema = lambda old, new: new if old is None else self.decay * old + (1 - self.decay) * new  # noqa: E731
+        self.g2, self.trace = ema(self.g2, g2), ema(self.trace, trace)
+        return self.value
+
+    @property
+    def value(self) -> float | None:
+        if self.g2 is None or self.g2 <= 0:
+            return None
+        return self.trace / self.g2
+
+
+def _flat_grad(params: list[nn.Parameter]) -> torch.Tensor:
+    return torch.cat([p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel(), device=p.device)
+                      for p in params])
+
+
+def update(model: nn.Module, forward, optimizer: torch.optim.Optimizer, rollout: Rollout,
+           extra: dict[str, torch.Tensor], loss_fn, loss_cfg: LossConfig, *, epochs: int, minibatches: int,
+           chunk: int, max_grad_norm: float, world: int = 1, generator: torch.Generator | None = None) -> dict:
+    """Optimize `loss_fn` over the rollout; returns mean losses, the optimizer steps taken and the
+    gradient norms of the first epoch (for NoiseScale)."""
+    n_envs = rollout.rewards.shape[1]
+    if n_envs % minibatches:
+        raise ValueError(f"num_envs ({n_envs}) must be divisible by minibatches ({minibatches})")
+    params = [p for p in model.parameters() if p.requires_grad]
+    sums: dict[str, float] = {}
+    steps, small_sq, grad_sum = 0, 0.0, None
+    for epoch in range(epochs):
+        order = torch.randperm(n_envs, generator=generator)
+        for envs in order.chunk(minibatches):
+            batch = minibatch(rollout, extra, envs, chunk)
+            logits, values, _ = forward(batch["obs"], batch["state"], batch["starts"])
+            losses = loss_fn(logits, values, batch, loss_cfg)
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            if epoch == 0:
+                g = _flat_grad(params).detach()
+                small_sq += float(g.square().sum())
+                grad_sum = g if grad_sum is None else grad_sum + g
+            nn.utils.clip_grad_norm_(params, max_grad_norm)
+            optimizer.step()
+            steps += 1
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+    out = {k: v / steps for k, v in sums.items()}
+    per_batch = minibatches  # minibatch gradients in the first epoch
+    b_small = rollout.rewards.numel() / minibatches * world
+    out.update(optimizer_steps=steps, grad_small_sq=small_sq / per_batch,
+               grad_big_sq=float((grad_sum / per_batch).square().sum()), b_small=b_small, b_big=b_small * per_batch)
+    if not all(math.isfinite(v) for v in out.values()):
+        raise FloatingPointError(f"non-finite loss or gradient: {out}")
+    return out

@@ -1,0 +1,366 @@
+"""`train-policy`: a state teacher by PPO, a pixel student by behavioural cloning from it, then PPO.
+
+    train-policy --task gimbal-block --obs state --algo ppo --steps 3M --out runs/teacher
+    train-policy --task gimbal-block --obs pixels --algo bc --teacher runs/teacher/checkpoint.pt \\
+        --init-vision runs/vision/checkpoint.pt --steps 200k --out runs/student
+    train-policy ... --algo bc+ppo          # clone for --bc-steps frames (default half), then PPO
+    train-policy --obs pixels --algo ppo    # PPO from pixels, no teacher
+    torchrun --nproc_per_node 4 -m dexvision.policy.train ...   # each rank steps its own environments
+    train-policy --out runs/teacher --resume                      # continue a killed run
+
+Every iteration collects `rollout` steps from `num_envs` environments per process,
+then optimizes. In behavioural cloning (DAgger-style) the student acts and the
+teacher labels every step it visits. Writes RUN_DIR/checkpoint.pt and
+RUN_DIR/metrics.json, logs through dexvision.track (metrics.jsonl, TensorBoard, W&B).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from dexvision.config import load_config, to_dict
+from dexvision.datasets.format import parse_count
+from dexvision.errors import UserError, cli
+from dexvision.policy.checkpoint import load_policy_checkpoint, load_teacher, save_policy
+from dexvision.policy.envs import OBS_MODES, BlockReorientEnv, EnvConfig, state_keys
+from dexvision.policy.evaluate import run_episodes, summarize_episodes
+from dexvision.policy.loop import Collector, EpisodeStats
+from dexvision.policy.model import ActorCritic, policy_config_for
+from dexvision.policy.ppo import LossConfig, NoiseScale, bc_loss, compute_gae, ppo_loss, update
+from dexvision.track.run import Run, run_name
+from dexvision.version import git_sha
+from dexvision.vision.checkpoint import load_checkpoint as load_vision_checkpoint
+from dexvision.vision.encoders import check_arch
+from dexvision.vision.model import PoseNetConfig
+from dexvision.vision.train import barrier, setup_distributed
+
+log = logging.getLogger(__name__)
+ALGOS = ("ppo", "bc", "bc+ppo")
+
+
+@dataclasses.dataclass
+class TrainPolicyConfig:
+    task: str = "gimbal-block"
+    obs: str = "state"
+    algo: str = "ppo"
+    steps: int = 1_000_000  # environment frames to collect, over all processes
+    bc_steps: int = 0  # bc+ppo: frames of cloning before PPO takes over (0: half of steps)
+    num_envs: int = 64  # per process
+    rollout: int = 40  # steps per environment per iteration (a multiple of chunk)
+    chunk: int = 10  # LSTM back-propagation length; the state is carried across chunks
+    epochs: int = 2
+    minibatches: int = 4  # per epoch, split by environment
+    lr: float = 3e-4
+    gamma: float = 0.98
+    gae_lambda: float = 0.95
+    max_grad_norm: float = 0.5
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    embed_dim: int = 512
+    lstm_hidden: int = 256
+    shared_embeddings: bool = False
+    vision_arch: str = "impala"  # pixel policies without --init-vision
+    image_size: int = 64
+    vision_head_hidden: int = 512
+    teacher: str = ""  # state policy checkpoint (bc, bc+ppo)
+    init_vision: str = ""  # train-vision checkpoint whose weights start the vision sub-model
+    render_workers: int = -1  # pixel observations: rendering processes (-1: one per core, 0: in process)
+    seed: int = 0
+    out: str = ""
+    wandb: bool = False
+    checkpoint_every: int = 25  # iterations
+    log_every_s: float = 10.0
+    eval_every_min: float = 0.0  # greedy evaluation during training (0: only at the end)
+    eval_episodes: int = 10
+    time_limit_min: float = 0.0  # stop (evaluate, checkpoint) after this long; 0: no limit
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+
+    def __post_init__(self):
+        if self.obs not in OBS_MODES:
+            raise ValueError(f"obs must be one of {', '.join(OBS_MODES)}, got {self.obs!r}")
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        for name in ("steps", "num_envs", "rollout", "chunk", "epochs", "minibatches", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rollout % self.chunk:
+            raise ValueError(f"rollout ({self.rollout}) must be a multiple of chunk ({self.chunk})")
+        if self.num_envs % self.minibatches:
+            raise ValueError(f"num_envs ({self.num_envs}) must be divisible by minibatches ({self.minibatches})")
+        if self.algo != "ppo" and not self.teacher:
+            raise ValueError(f"--algo {self.algo} needs --teacher (a state policy checkpoint)")
+        if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ValueError("need lr > 0, 0 < gamma <= 1 and 0 <= gae_lambda <= 1")
+
+
+def default_run_dir(cfg: TrainPolicyConfig) -> Path:
+    return Path("runs") / run_name(f"policy-{cfg.task}-{cfg.obs}-{cfg.algo.replace('+', '-')}")
+
+
+def _vision_config(cfg: TrainPolicyConfig, cameras: int) -> tuple[PoseNetConfig | None, dict | None]:
+    """The vision sub-model's config, and the pretrained weights when --init-vision is given."""
+    if cfg.obs != "pixels":
+        if cfg.init_vision:
+            raise UserError("--init-vision needs --obs pixels (a state policy has no vision sub-model)")
+        return None, None
+    if cfg.init_vision:
+        ckpt = load_vision_checkpoint(cfg.init_vision)
+        vision = PoseNetConfig(**ckpt["model_config"])
+        if vision.num_cameras != cameras:
+            raise UserError(f"{cfg.init_vision} was trained on {vision.num_cameras} cameras; the environment "
+                            f"renders {cameras}")
+        return vision, ckpt["model"]
+    check_arch(cfg.vision_arch)
+    return PoseNetConfig(arch=cfg.vision_arch, image_size=cfg.image_size, num_cameras=cameras,
+                         head_hidden=cfg.vision_head_hidden), None
+
+
+class PolicyTrainer:
+    """One train-policy run; `run()` trains and returns the summary written to metrics.json."""
+
+    def __init__(self, cfg: TrainPolicyConfig, resume: bool = False):
+        self.cfg = cfg
+        self.rank, self.world, self.device = setup_distributed()
+        torch.manual_seed(cfg.seed + 7919 * self.rank)
+        self.run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+        self.ckpt_path = self.run_dir / "checkpoint.pt"
+        if not resume and self.ckpt_path.exists():
+            raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it, or another --out")
+        self.teacher = None
+        if cfg.algo != "ppo":
+            self.teacher, _ = load_teacher(cfg.teacher, cfg.task)
+            self.teacher.to(self.device)
+        env_cfg = dataclasses.replace(cfg.env, task=cfg.task,
+                                      render=dataclasses.replace(cfg.env.render, image_size=cfg.image_size))
+        self.env_cfg = env_cfg
+        workers = cfg.render_workers if cfg.render_workers >= 0 else (torch.get_num_threads() if cfg.obs == "pixels"
+                                                                       else 0)
+        self.env = BlockReorientEnv(env_cfg, cfg.num_envs, obs=cfg.obs, render_workers=workers)
+        self.render_workers = workers
+        vision, vision_weights = _vision_config(cfg, env_cfg.render.randomization.cameras.count)
+        self.policy_cfg = policy_config_for(self.env, cfg.obs, state_keys(cfg.task), vision,
+                                            embed_dim=cfg.embed_dim, lstm_hidden=cfg.lstm_hidden,
+                                            shared_embeddings=cfg.shared_embeddings)
+        self.model = ActorCritic(self.policy_cfg)
+        if vision_weights is not None:
+            try:
+                self.model.vision.load_pretrained(vision_weights)
+            except ValueError as e:
+                raise UserError(f"--init-vision {cfg.init_vision}: {e}") from None
+        self.model.to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=1e-5)
+        self.noise = NoiseScale()
+        self.frames = self.iteration = self.optimizer_steps = 0
+        if resume:
+            self._restore()
+        ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        self.forward = ddp
+        self.tracker = (Run(self.run_dir, self.run_dir.name, to_dict(cfg), wandb=cfg.wandb, resume=resume)
+                        if self.rank == 0 else None)
+        self.collector = Collector(self.env, self.model, self.teacher, cfg.rollout, cfg.chunk, self.device,
+                                   seed=cfg.seed * 1000 + self.rank)
+        self.stats = EpisodeStats()
+        self.generator = torch.Generator().manual_seed(cfg.seed + 31 * self.rank)
+
+    @property
+    def bc_frames(self) -> int:
+        cfg = self.cfg
+        if cfg.algo == "bc":
+            return cfg.steps
+        if cfg.algo == "bc+ppo":
+            return cfg.bc_steps or cfg.steps // 2
+        return 0
+
+    def _restore(self) -> None:
+        if not self.ckpt_path.exists():
+            raise UserError(f"--resume: no checkpoint in {self.run_dir}")
+        ckpt = load_policy_checkpoint(self.ckpt_path)
+        if ckpt["policy_config"] != dataclasses.asdict(self.policy_cfg):
+            raise UserError(f"--resume: {self.ckpt_path} holds a different model or observation setup")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.frames, self.iteration = ckpt["frames"], ckpt["iteration"]
+        self.optimizer_steps = ckpt["optimizer_steps"]
+
+    def checkpoint(self, metrics: dict | None = None) -> None:
+        if self.rank == 0:
+            save_policy(self.ckpt_path, {
+                "task": self.cfg.task, "obs": self.cfg.obs, "policy_config": dataclasses.asdict(self.policy_cfg),
+                "env_config": to_dict(self.env_cfg), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "frames": self.frames, "iteration": self.iteration,
+                "optimizer_steps": self.optimizer_steps, "config": to_dict(self.cfg), "git_sha": git_sha(),
+                "run_name": self.tracker.name, "metrics": metrics or {},
+            })
+        barrier(self.world)
+
+    def evaluate(self) -> dict:
+        """Greedy episodes on fresh environments (rank 0 only)."""
+        env = BlockReorientEnv(self.env_cfg, min(self.cfg.eval_episodes, 32), obs=self.cfg.obs,
+                               render_workers=self.render_workers)
+        try:
+            self.model.eval()
+            results = run_episodes(self.model, env, self.cfg.eval_episodes, device=self.device)
+        finally:
+            self.model.train()
+            env.close()
+        return summarize_episodes(results)
+
+    def iterate(self) -> dict:
+        """Collect one rollout and optimize on it; returns this iteration's metrics."""
+        cfg = self.cfg
+        phase = "bc" if self.frames < self.bc_frames else "ppo"
+        t0 = time.perf_counter()
+        rollout, next_value = self.collector.collect(self.stats, label=phase == "bc")
+        t1 = time.perf_counter()
+        if phase == "bc":
+            extra, loss_fn = {}, bc_loss
+        else:
+            advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.dones, next_value,
+                                              cfg.gamma, cfg.gae_lambda)
+            extra, loss_fn = {"advantages": advantages, "returns": returns}, ppo_loss
+        out = update(self.model, self.forward, self.optimizer, rollout, extra, loss_fn, cfg.loss,
+                     epochs=cfg.epochs, minibatches=cfg.minibatches, chunk=cfg.chunk,
+                     max_grad_norm=cfg.max_grad_norm, world=self.world, generator=self.generator)
+        t2 = time.perf_counter()
+        new_frames = rollout.rewards.numel() * self.world
+        self.frames += new_frames
+        self.iteration += 1
+        self.optimizer_steps += out["optimizer_steps"]
+        noise = self.noise.update(out["grad_small_sq"], out["grad_big_sq"], out["b_small"], out["b_big"])
+        metrics = {f"losses/{k}": v for k, v in out.items()
+                   if k not in ("optimizer_steps", "grad_small_sq", "grad_big_sq", "b_small", "b_big")}
+        metrics.update({
+            "charts/frames": self.frames, "charts/iterations": self.iteration,
+            "charts/optimizer_steps": self.optimizer_steps, "charts/mean_reward": float(rollout.rewards.mean()),
+            "charts/phase_is_bc": float(phase == "bc"),
+            "perf/env_steps_per_s": new_frames / max(t1 - t0, 1e-9), "perf/frames_per_s": new_frames / (t2 - t0),
+            "perf/collect_fraction": (t1 - t0) / (t2 - t0),
+        })
+        if noise is not None:
+            metrics["charts/gradient_noise_scale"] = noise
+        metrics.update(self.stats.metrics())
+        return metrics
+
+    def _should_stop(self, start: float) -> bool:
+        over = self.cfg.time_limit_min and time.perf_counter() - start > 60 * self.cfg.time_limit_min
+        flag = torch.tensor([1.0 if over else 0.0])
+        if self.world > 1:
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def run(self) -> dict:
+        from tqdm import tqdm  # noqa: PLC0415
+
+        cfg, start = self.cfg, time.perf_counter()
+        last_log = last_eval = start
+        bar = tqdm(total=cfg.steps, initial=self.frames, desc=f"train-policy {cfg.algo}", unit="frame",
+                   unit_scale=True, disable=self.rank != 0)
+        metrics: dict = {}
+        stopped_early = False
+        try:
+            while self.frames < cfg.steps:
+                if self._should_stop(start):
+                    log.warning("time limit of %.1f min reached at %d of %d frames", cfg.time_limit_min,
+                                self.frames, cfg.steps)
+                    stopped_early = True
+                    break
+                before = self.frames
+                metrics = self.iterate()
+                bar.update(self.frames - before)
+                now = time.perf_counter()
+                if self.rank == 0:
+                    if cfg.eval_every_min and now - last_eval >= 60 * cfg.eval_every_min:
+                        metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
+                        last_eval = now = time.perf_counter()
+                    if now - last_log >= cfg.log_every_s or self.frames >= cfg.steps or "eval/episodes" in metrics:
+                        metrics["perf/wall_time_s"] = now - start
+                        self.tracker.log(self.frames, metrics)
+                        last_log = now
+                    bar.set_postfix(reward=f"{metrics['charts/mean_reward']:.3f}",
+                                    successes=f"{metrics.get('charts/successes_per_episode', 0):.1f}")
+                if self.iteration % cfg.checkpoint_every == 0:
+                    self.checkpoint()
+        finally:
+            bar.close()
+        wall = time.perf_counter() - start
+        final = self.evaluate() if self.rank == 0 else {}
+        self.checkpoint(final)
+        result = {
+            "run_name": self.tracker.name if self.tracker else "", "task": cfg.task, "obs": cfg.obs,
+            "algo": cfg.algo, "frames": self.frames, "iterations": self.iteration,
+            "optimizer_steps": self.optimizer_steps, "wall_time_s": wall, "stopped_by_time_limit": stopped_early,
+            "frames_per_s": self.frames / wall if wall > 0 else 0.0, "evaluation": final,
+            "train_episodes": self.stats.total, "world_size": self.world, "git_sha": git_sha(),
+            "checkpoint": str(self.ckpt_path), "last_metrics": metrics,
+        }
+        if self.rank == 0:
+            self.tracker.log(self.frames, {f"eval/{k}": v for k, v in final.items()}, with_system=False)
+            (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+            self.tracker.close()
+        self.env.close()
+        if self.world > 1:
+            torch.distributed.destroy_process_group()
+        return result
+
+
+def train(cfg: TrainPolicyConfig, resume: bool = False) -> dict:
+    return PolicyTrainer(cfg, resume).run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train-policy", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1])
+    p.add_argument("--config", help="YAML TrainPolicyConfig")
+    p.add_argument("--task", help="gimbal-block (default) or hand-block")
+    p.add_argument("--obs", help="state (default) or pixels")
+    p.add_argument("--algo", help="ppo (default), bc or bc+ppo")
+    p.add_argument("--steps", help="environment frames to collect, e.g. 2M or 200k (default 1M)")
+    p.add_argument("--bc-steps", help="bc+ppo: frames of cloning first (default half of --steps)")
+    p.add_argument("--teacher", help="state policy checkpoint to clone (bc, bc+ppo)")
+    p.add_argument("--init-vision", help="train-vision checkpoint: starts the vision sub-model")
+    p.add_argument("--shared-embeddings", action="store_true", help="value network reuses the policy's embeddings")
+    p.add_argument("--image-size", type=int, help="rendered image size for --obs pixels (default 64)")
+    p.add_argument("--num-envs", type=int, help="environments per process (default 64)")
+    p.add_argument("--seed", type=int, help="seed (default 0)")
+    p.add_argument("--out", help="run directory (default runs/<sha7>-policy-<task>-<obs>-<algo>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline without an API key)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
+    return p
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    overrides = list(args.set)
+    for flag in ("task", "obs", "algo", "teacher", "init_vision", "image_size", "num_envs", "seed", "out"):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{flag}={json.dumps(value)}")
+    for flag in ("steps", "bc_steps"):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{flag}={parse_count(getattr(args, flag), '--' + flag.replace('_', '-'))}")
+    for flag in ("shared_embeddings", "wandb"):
+        if getattr(args, flag):
+            overrides.append(f"{flag}=true")
+    cfg = load_config(TrainPolicyConfig, args.config, overrides)
+    result = train(cfg, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        e = result["evaluation"]
+        print(f"{result['run_name']}: {result['frames']} frames, {result['optimizer_steps']} optimizer steps in "
+              f"{result['wall_time_s']:.0f} s ({result['frames_per_s']:.0f} frames/s); greedy evaluation over "
+              f"{e.get('episodes', 0)} episodes: successes mean {e.get('mean_successes', 0):.1f}, "
+              f"median {e.get('median_successes', 0):g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
