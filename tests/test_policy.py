@@ -1,0 +1,305 @@
+"""dexvision.policy: GAE, the embed-and-add model, the environments, PPO and BC iterations, the commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import one_error_line
+from dexvision.config import load_config
+from dexvision.policy import evaluate as evaluate_cli
+from dexvision.policy import train as train_cli
+from dexvision.policy.checkpoint import load_policy_checkpoint, save_policy
+from dexvision.policy.envs import BlockReorientEnv, EnvConfig
+from dexvision.policy.model import ActorCritic, PolicyConfig
+from dexvision.policy.ppo import NoiseScale, compute_gae
+from dexvision.policy.train import PolicyTrainer, TrainPolicyConfig
+from dexvision.sim.rotations import quat_to_rotvec, axis_angle_to_quat
+from dexvision.vision.checkpoint import save_checkpoint
+from dexvision.vision.model import PoseNet, PoseNetConfig
+
+TINY = ["--set", "num_envs=4", "--set", "minibatches=2", "--set", "rollout=10", "--set", "lstm_hidden=32",
+        "--set", "embed_dim=32", "--set", "eval_episodes=2", "--set", "env.max_successes=2",
+        "--set", "env.goal_timeout=5"]
+
+
+def tiny_config(**overrides) -> TrainPolicyConfig:
+    sets = ["num_envs=4", "minibatches=2", "rollout=10", "lstm_hidden=32", "embed_dim=32", "eval_episodes=2",
+            "env.max_successes=2", "env.goal_timeout=5", "image_size=32", "vision_head_hidden=32",
+            "render_workers=0"]
+    return load_config(TrainPolicyConfig, None, sets + [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+
+
+# -- math -----------------------------------------------------------------------------------
+def test_gae_hand_computed():
+    rewards = torch.tensor([[1.0], [2.0], [3.0]])
+    values = torch.tensor([[0.5], [1.0], [1.5]])
+    dones = torch.tensor([[0.0], [1.0], [0.0]])  # the first episode ends with step 1
+    adv, ret = compute_gae(rewards, values, dones, torch.tensor([2.0]), gamma=0.9, lam=0.8)
+    # t=2: 3 + 0.9*2 - 1.5 = 3.3;  t=1: 2 - 1 = 1 (no bootstrap);  t=0: 1 + 0.9*1 - 0.5 + 0.9*0.8*1 = 2.12
+    assert torch.allclose(adv[:, 0], torch.tensor([2.12, 1.0, 3.3]))
+    assert torch.allclose(ret[:, 0], torch.tensor([2.62, 2.0, 4.8]))
+
+
+def test_noise_scale_recovers_a_known_ratio():
+    g2, trace = 4.0, 800.0  # |G|^2 and tr(Sigma): B_simple = 200
+    noise = NoiseScale()
+    value = noise.update(g2 + trace / 64, g2 + trace / 256, 64, 256)
+    assert value == pytest.approx(200.0)
+
+
+def test_rotvec_of_a_known_rotation():
+    q = axis_angle_to_quat(np.array([0.0, 0.0, 1.0]), 0.7)
+    assert np.allclose(quat_to_rotvec(q), [0.0, 0.0, 0.7])
+    assert np.allclose(quat_to_rotvec(np.array([1.0, 0, 0, 0])), 0.0)
+
+
+# -- model ----------------------------------------------------------------------------------
+def _model(shared: bool) -> ActorCritic:
+    torch.manual_seed(0)
+    cfg = PolicyConfig(policy_inputs={"a": 3, "b": 4}, value_inputs={"a": 3, "b": 4, "c": 5}, num_actions=2,
+                       action_bins=5, embed_dim=16, lstm_hidden=8, shared_embeddings=shared)
+    return ActorCritic(cfg)
+
+
+def test_embed_and_add_with_shared_and_separate_embeddings():
+    shared, separate = _model(True), _model(False)
+    assert shared.value_embedding.layers["a"] is shared.policy_embedding.layers["a"]
+    assert shared.value_embedding.layers["c"] is not None
+    assert separate.value_embedding.layers["a"] is not separate.policy_embedding.layers["a"]
+    n_shared = sum(p.numel() for p in shared.parameters())
+    n_separate = sum(p.numel() for p in separate.parameters())
+    assert n_separate - n_shared == (16 * 3 + 16) + (16 * 4 + 16)  # the value network's own a and b
+    obs = {"a": torch.randn(5, 6, 3), "b": torch.randn(5, 6, 4), "c": torch.randn(5, 6, 5)}
+    starts = torch.zeros(5, 6)
+    for model in (shared, separate):
+        logits, values, state = model(obs, model.initial_state(6), starts)
+        assert logits.shape == (5, 6, 2, 5) and values.shape == (5, 6) and state.shape == (4, 6, 8)
+        # the value loss reaches the policy's embedding only when it is shared
+        model.zero_grad()
+        values.sum().backward()
+        grad = model.policy_embedding.layers["a"].weight.grad
+        reached = grad is not None and grad.abs().sum() > 0
+        assert reached == model.cfg.shared_embeddings
+
+
+def test_lstm_state_is_reset_at_episode_starts():
+    model = _model(False)
+    obs = {k: torch.randn(1, 3, n) for k, n in {"a": 3, "b": 4, "c": 5}.items()}
+    warm = torch.randn(4, 3, 8)
+    fresh, _, _ = model(obs, model.initial_state(3), torch.zeros(1, 3))
+    reset, _, _ = model(obs, warm, torch.ones(1, 3))
+    carried, _, _ = model(obs, warm, torch.zeros(1, 3))
+    assert torch.allclose(fresh, reset) and not torch.allclose(fresh, carried)
+
+
+def _vision_checkpoint(path: Path, size: int = 32) -> PoseNet:
+    torch.manual_seed(1)
+    cfg = PoseNetConfig(arch="impala", image_size=size, num_cameras=3, head_hidden=32)
+    model = PoseNet(cfg)
+    save_checkpoint(path, {"model_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+                           "model": model.state_dict(), "step": 1})
+    return model
+
+
+def test_vision_sub_model_receives_the_encoders_weights(tmp_path):
+    pose = _vision_checkpoint(tmp_path / "vision.pt")
+    trainer = PolicyTrainer(tiny_config(obs="pixels", init_vision=str(tmp_path / "vision.pt"),
+                                        out=str(tmp_path / "run")))
+    try:
+        sub = trainer.model.vision.pose_net.state_dict()
+        expected = {k: v for k, v in pose.state_dict().items() if not k.startswith("head.2.")}
+        assert set(sub) == set(expected)  # everything up to the penultimate layer, nothing else
+        for name, tensor in expected.items():
+            assert torch.equal(sub[name], tensor), name
+        images = torch.randint(0, 255, (2, 3, 3, 32, 32), dtype=torch.uint8)
+        with torch.no_grad():
+            hidden = pose.head[1](pose.head[0](pose.features(images)))
+            assert torch.allclose(trainer.model.vision(images), hidden)
+    finally:
+        trainer.env.close()
+        trainer.tracker.close()
+
+
+# -- environments ---------------------------------------------------------------------------
+@pytest.mark.parametrize("task", ["gimbal-block", "hand-block"])
+def test_environment_is_deterministic_under_a_seed(task):
+    cfg = EnvConfig(task=task)
+
+    def roll(seed):
+        env = BlockReorientEnv(cfg, 3)
+        obs, _ = env.reset(seed=seed)
+        rng = np.random.default_rng(0)
+        out = [obs]
+        rewards = []
+        for _ in range(5):
+            obs, reward, _, _, _ = env.step(rng.integers(0, cfg.action_bins, (3, env.nu)))
+            out.append(obs)
+            rewards.append(reward)
+        return out, np.array(rewards)
+
+    a, ra = roll(3)
+    b, rb = roll(3)
+    c, _ = roll(4)
+    for x, y in zip(a, b):
+        for k in x:
+            assert np.array_equal(x[k], y[k]), k
+    assert np.array_equal(ra, rb)
+    assert not np.array_equal(a[0]["goal"], c[0]["goal"])
+
+
+def test_success_pays_the_bonus_and_draws_a_new_goal():
+    env = BlockReorientEnv(EnvConfig(task="gimbal-block", obs_noise=0.0), 2)
+    env.reset(seed=0)
+    block = env.block_pose(0)[1]
+    env.goal[0] = block  # already there: the next step is a success
+    env.prev_dist[0] = 0.0
+    _, reward, _, _, info = env.step(np.full((2, env.nu), 5))  # the middle bin: zero torque
+    assert env.successes[0] == 1 and reward[0] > 4.0
+    assert not np.allclose(env.goal[0], block)
+    assert not info["done_mask"][0]
+
+
+def test_goal_timeout_and_max_successes_end_episodes():
+    env = BlockReorientEnv(EnvConfig(task="gimbal-block", goal_timeout=3, obs_noise=0.0), 2)
+    env.reset(seed=0)
+    env.goal[:] = [0.0, 1.0, 0.0, 0.0]  # far away: never reached in 3 still steps
+    env.datas[0].qpos[:] = env.datas[1].qpos[:] = [1.0, 0.0, 0.0, 0.0]
+    env.datas[0].qvel[:] = env.datas[1].qvel[:] = 0.0
+    for step in range(3):
+        _, _, terminated, truncated, info = env.step(np.full((2, env.nu), 5))
+    assert truncated.all() and not terminated.any() and (info["episode_length"] == 3).all()
+    assert (env.episode_length == 0).all()  # reset in the same step
+
+
+def test_pixel_observations_have_every_camera():
+    cfg = EnvConfig(task="gimbal-block")
+    cfg.render.image_size = 32
+    env = BlockReorientEnv(cfg, 2, obs="pixels", render_workers=1)
+    try:
+        obs, _ = env.reset(seed=0)
+        assert obs["images"].shape == (2, 3, 3, 32, 32) and obs["images"].dtype == np.uint8
+        obs2, *_ = env.step(np.full((2, env.nu), 10))
+        assert not np.array_equal(obs["images"], obs2["images"])  # the block turned
+        assert obs["images"].std() > 5
+    finally:
+        env.close()
+
+
+# -- training -------------------------------------------------------------------------------
+def _params(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _changed_and_finite(before: dict, model) -> None:
+    after = model.state_dict()
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert "policy_head.weight" in changed and "policy_lstm.weight_ih" in changed
+
+
+def test_one_ppo_iteration_changes_the_parameters(tmp_path):
+    trainer = PolicyTrainer(tiny_config(out=str(tmp_path / "ppo")))
+    before = _params(trainer.model)
+    metrics = trainer.iterate()
+    _changed_and_finite(before, trainer.model)
+    assert trainer.frames == 40 and metrics["charts/optimizer_steps"] == 4  # 2 epochs x 2 minibatches
+    assert all(np.isfinite(v) for v in metrics.values())
+    trainer.tracker.close()
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    assert train_cli.main(["--steps", "80", "--out", str(out), *TINY]) == 0
+    return out / "checkpoint.pt"
+
+
+def test_train_policy_writes_a_checkpoint_and_metrics(teacher):
+    ckpt = load_policy_checkpoint(teacher)
+    assert ckpt["task"] == "gimbal-block" and ckpt["obs"] == "state" and ckpt["frames"] == 80
+    result = json.loads((teacher.parent / "metrics.json").read_text())
+    assert result["frames"] == 80 and result["evaluation"]["episodes"] == 2
+    lines = [json.loads(x) for x in (teacher.parent / "metrics.jsonl").read_text().splitlines()]
+    assert any("charts/gradient_noise_scale" in x or "losses/policy" in x for x in lines)
+
+
+def test_one_bc_iteration_from_pixels_changes_the_parameters(teacher, tmp_path):
+    _vision_checkpoint(tmp_path / "vision.pt")
+    trainer = PolicyTrainer(tiny_config(obs="pixels", algo="bc", teacher=str(teacher),
+                                        init_vision=str(tmp_path / "vision.pt"), out=str(tmp_path / "bc")))
+    try:
+        before = _params(trainer.model)
+        metrics = trainer.iterate()
+        _changed_and_finite(before, trainer.model)
+        assert metrics["charts/phase_is_bc"] == 1.0 and metrics["losses/kl"] > 0
+        changed_vision = [k for k in before if k.startswith("vision.") and not torch.equal(
+            before[k], trainer.model.state_dict()[k])]
+        assert changed_vision  # cloning trains the vision sub-model too
+    finally:
+        trainer.env.close()
+        trainer.tracker.close()
+
+
+def test_bc_then_ppo_switches_phase(teacher, tmp_path):
+    trainer = PolicyTrainer(tiny_config(algo="bc+ppo", teacher=str(teacher), steps=80, out=str(tmp_path / "bp")))
+    phases = [trainer.iterate()["charts/phase_is_bc"] for _ in range(2)]
+    assert phases == [1.0, 0.0]
+    trainer.tracker.close()
+
+
+def test_resume_continues_the_frame_count(teacher, tmp_path):
+    out = tmp_path / "resumed"
+    assert train_cli.main(["--steps", "40", "--out", str(out), *TINY]) == 0
+    assert train_cli.main(["--steps", "120", "--out", str(out), "--resume", *TINY]) == 0
+    assert load_policy_checkpoint(out / "checkpoint.pt")["frames"] == 120
+
+
+def test_evaluate_policy_prints_and_writes_the_summary(teacher, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert evaluate_cli.main(["--checkpoint", str(teacher), "--episodes", "3", "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["episodes"] == 3 and len(summary["successes"]) == 3
+    assert summary["median_successes"] == float(np.median(summary["successes"]))
+    assert "median" in capsys.readouterr().out
+
+
+def test_bad_inputs_end_in_one_line(teacher, tmp_path, capsys):
+    other_task = tmp_path / "hand-teacher.pt"
+    save_policy(other_task, {"task": "hand-block", "obs": "state"})
+    code = train_cli.main(["--obs", "pixels", "--algo", "bc", "--teacher", str(other_task), "--out",
+                           str(tmp_path / "a"), *TINY])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, "is a hand-block policy, not a gimbal-block one")
+    code = train_cli.main(["--obs", "pixels", "--algo", "bc", "--teacher", str(teacher), "--init-vision",
+                           str(teacher), "--out", str(tmp_path / "b"), *TINY])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, "is a dexvision-policy checkpoint, not a dexvision-vision checkpoint")
+    code = train_cli.main(["--algo", "bc", "--teacher", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "c"),
+                           *TINY])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, "checkpoint not found")
+    assert train_cli.main(["--steps", "lots", "--out", str(tmp_path / "d")]) == 2
+    one_error_line(capsys.readouterr().err, "--steps must be a positive count")
+    assert train_cli.main(["--algo", "bc", "--out", str(tmp_path / "e")]) == 2
+    one_error_line(capsys.readouterr().err, "needs --teacher")
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tmp_path):
+    out = tmp_path / "ddp"
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "dexvision.policy.train",
+                          "--steps", "160", "--out", str(out), *TINY], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["world_size"] == 2 and result["frames"] == 160  # 2 ranks x 4 envs x 10 steps x 2 iterations
