@@ -68,11 +68,14 @@ class Collector:
         T, n = self.rollout, self.env.num_envs
         steps: dict[str, list] = {k: [] for k in ("starts", "actions", "logprobs", "values", "rewards", "dones",
                                                   "teacher_logits", "teacher_values")}
-        obs_steps: dict[str, list] = {k: [] for k in self.obs}
+        obs_steps: dict[str, list] = {}
         chunk_states = []
         for t in range(T):
             if t % self.chunk == 0:
                 chunk_states.append(self.state)
+            if self.model.vision is not None:
+                # computed once here; kept in the rollout for the cheap feature epochs of the update
+                self.obs["vision"] = self.model.vision_features(self.obs["images"].unsqueeze(0))[0]
             action, logprob, _, value, _, self.state = self.model.get_action_and_value(
                 self.obs, self.state, self.starts)
             if label:
@@ -82,7 +85,7 @@ class Collector:
                 steps["teacher_logits"].append(t_logits)
                 steps["teacher_values"].append(t_value)
             for k, v in self.obs.items():
-                obs_steps[k].append(v)
+                obs_steps.setdefault(k, []).append(v)
             obs, reward, _, _, info = self.env.step(action.cpu().numpy())
             stats.add(info)
             done = torch.from_numpy(info["done_mask"].astype(np.float32)).to(self.device)

@@ -108,12 +108,16 @@ class ActorCritic(nn.Module):
         """Zero LSTM state for `batch` sequences: (4, B, hidden) = policy h, c, value h, c."""
         return torch.zeros(4, batch, self.cfg.lstm_hidden, device=device)
 
+    def vision_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(T, B, K, 3, H, W) images -> (T, B, F) vision sub-model output."""
+        t, b = images.shape[:2]
+        return self.vision(images.flatten(0, 1)).view(t, b, -1)
+
     def _inputs(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Vector inputs as float; `vision` computed from `images` unless given (then used as is)."""
         inputs = {k: v.float() for k, v in obs.items() if k != "images"}
-        if self.vision is not None:
-            images = obs["images"]
-            t, b = images.shape[:2]
-            inputs["vision"] = self.vision(images.flatten(0, 1)).view(t, b, -1)
+        if self.vision is not None and "vision" not in inputs:
+            inputs["vision"] = self.vision_features(obs["images"])
         return inputs
 
     def forward(self, obs: dict[str, torch.Tensor], state: torch.Tensor, starts: torch.Tensor

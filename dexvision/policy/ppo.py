@@ -75,11 +75,16 @@ def ppo_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict, cfg: LossC
 
 
 def bc_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict, cfg: LossConfig) -> dict[str, torch.Tensor]:
-    """KL(teacher || student) summed over actuators, plus L2 between the value predictions."""
+    """KL(teacher || student) summed over actuators, plus L2 between the value predictions.
+
+    The L2 term is relative (divided by the mean square of the teacher's values): returns
+    of this task reach ~100, and an absolute squared error would drown the KL term and
+    swamp the vision sub-model's gradients."""
     teacher = torch.log_softmax(batch["teacher_logits"], -1)
     student = torch.log_softmax(logits, -1)
     kl = (teacher.exp() * (teacher - student)).sum((-1, -2)).mean()
-    value = ((values - batch["teacher_values"]) ** 2).mean()
+    target = batch["teacher_values"]
+    value = ((values - target) ** 2).mean() / (target.square().mean() + 1.0)
     entropy = Categorical(logits=logits).entropy().sum(-1).mean()
     return {"loss": kl + cfg.bc_value_coef * value, "kl": kl, "value": value, "entropy": entropy}
 
@@ -141,20 +146,29 @@ def _flat_grad(params: list[nn.Parameter]) -> torch.Tensor:
 
 def update(model: nn.Module, forward, optimizer: torch.optim.Optimizer, rollout: Rollout,
            extra: dict[str, torch.Tensor], loss_fn, loss_cfg: LossConfig, *, epochs: int, minibatches: int,
-           chunk: int, max_grad_norm: float, world: int = 1, generator: torch.Generator | None = None) -> dict:
+           chunk: int, max_grad_norm: float, world: int = 1, generator: torch.Generator | None = None,
+           feature_epochs: int = 0) -> dict:
     """Optimize `loss_fn` over the rollout; returns mean losses, the optimizer steps taken and the
-    gradient norms of the first epoch (for NoiseScale)."""
+    gradient norms of the first epoch (for NoiseScale).
+
+    Pixel policies: the first `epochs` epochs run the vision sub-model on the images
+    (end to end); `feature_epochs` more epochs reuse the vision features computed during
+    collection, training everything but the vision sub-model at a fraction of the cost.
+    """
     n_envs = rollout.rewards.shape[1]
     if n_envs % minibatches:
         raise ValueError(f"num_envs ({n_envs}) must be divisible by minibatches ({minibatches})")
     params = [p for p in model.parameters() if p.requires_grad]
     sums: dict[str, float] = {}
     steps, small_sq, grad_sum = 0, 0.0, None
-    for epoch in range(epochs):
+    has_images = "images" in rollout.obs
+    for epoch in range(epochs + (feature_epochs if has_images else 0)):
+        cached = epoch >= epochs
         order = torch.randperm(n_envs, generator=generator)
         for envs in order.chunk(minibatches):
             batch = minibatch(rollout, extra, envs, chunk)
-            logits, values, _ = forward(batch["obs"], batch["state"], batch["starts"])
+            obs = {k: v for k, v in batch["obs"].items() if k != ("images" if cached else "vision")}
+            logits, values, _ = forward(obs, batch["state"], batch["starts"])
             losses = loss_fn(logits, values, batch, loss_cfg)
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()

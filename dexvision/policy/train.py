@@ -57,8 +57,10 @@ class TrainPolicyConfig:
     rollout: int = 40  # steps per environment per iteration (a multiple of chunk)
     chunk: int = 10  # LSTM back-propagation length; the state is carried across chunks
     epochs: int = 2
+    feature_epochs: int = 0  # pixels: extra epochs on the vision features of the rollout (vision not updated)
     minibatches: int = 4  # per epoch, split by environment
     lr: float = 3e-4
+    vision_lr_scale: float = 0.1  # the vision sub-model learns at lr * this (fine-tuning a pretrained encoder)
     gamma: float = 0.98
     gae_lambda: float = 0.95
     max_grad_norm: float = 0.5
@@ -122,6 +124,15 @@ def _vision_config(cfg: TrainPolicyConfig, cameras: int) -> tuple[PoseNetConfig 
                          head_hidden=cfg.vision_head_hidden), None
 
 
+def param_groups(model: ActorCritic, lr: float, vision_scale: float) -> list[dict]:
+    vision = [p for n, p in model.named_parameters() if n.startswith("vision.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("vision.")]
+    groups = [{"params": rest, "lr": lr}]
+    if vision:
+        groups.append({"params": vision, "lr": lr * vision_scale})
+    return groups
+
+
 class PolicyTrainer:
     """One train-policy run; `run()` trains and returns the summary written to metrics.json."""
 
@@ -155,12 +166,14 @@ class PolicyTrainer:
             except ValueError as e:
                 raise UserError(f"--init-vision {cfg.init_vision}: {e}") from None
         self.model.to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=1e-5)
+        self.optimizer = torch.optim.Adam(param_groups(self.model, cfg.lr, cfg.vision_lr_scale), eps=1e-5)
         self.noise = NoiseScale()
         self.frames = self.iteration = self.optimizer_steps = 0
         if resume:
             self._restore()
-        ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        # feature epochs leave the vision sub-model without gradients: DDP must expect unused parameters
+        ddp = (torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=cfg.obs == "pixels")
+               if self.world > 1 else self.model)
         self.forward = ddp
         self.tracker = (Run(self.run_dir, self.run_dir.name, to_dict(cfg), wandb=cfg.wandb, resume=resume)
                         if self.rank == 0 else None)
@@ -227,7 +240,8 @@ class PolicyTrainer:
             extra, loss_fn = {"advantages": advantages, "returns": returns}, ppo_loss
         out = update(self.model, self.forward, self.optimizer, rollout, extra, loss_fn, cfg.loss,
                      epochs=cfg.epochs, minibatches=cfg.minibatches, chunk=cfg.chunk,
-                     max_grad_norm=cfg.max_grad_norm, world=self.world, generator=self.generator)
+                     max_grad_norm=cfg.max_grad_norm, world=self.world, generator=self.generator,
+                     feature_epochs=cfg.feature_epochs)
         t2 = time.perf_counter()
         new_frames = rollout.rewards.numel() * self.world
         self.frames += new_frames
