@@ -32,7 +32,11 @@ demo: setup
 	$(BIN)/render-shards --n 50 --shard-size 50 --task gimbal-block --image-size 64 --seed 1 --out out/demo/gimbal-test-50
 	$(BIN)/evaluate-vision --checkpoint out/demo/vision-gimbal/checkpoint.pt --data out/demo/gimbal-test-50
 	$(BIN)/plot-runs out/demo/vision-gimbal --out out/demo/vision-gimbal/curves.png
-	@echo "demo: contact sheets, datasets, a vision run and its curves in out/demo/"
+	$(BIN)/train-policy --config configs/policy/gimbal-teacher.yaml --steps 250k --out out/demo/policy-teacher
+	$(BIN)/evaluate-policy --checkpoint out/demo/policy-teacher/checkpoint.pt --episodes 10 --out out/demo/policy-teacher/eval.json
+	$(BIN)/train-policy --config configs/policy/gimbal-student-bc.yaml --teacher out/demo/policy-teacher/checkpoint.pt --init-vision out/demo/vision-gimbal/checkpoint.pt --steps 3k --out out/demo/policy-student --set eval_episodes=4
+	$(BIN)/plot-runs out/demo/policy-teacher out/demo/policy-student --metrics charts/median_successes charts/mean_reward --linear --x minutes --out out/demo/policy-curves.png
+	@echo "demo: contact sheets, datasets, a vision run, a state teacher and a pixel student, with curves, in out/demo/"
 
 bench: setup
 	$(BIN)/python benchmarks/render.py

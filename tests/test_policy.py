@@ -173,7 +173,7 @@ def test_goal_timeout_and_max_successes_end_episodes():
     env.goal[:] = [0.0, 1.0, 0.0, 0.0]  # far away: never reached in 3 still steps
     env.datas[0].qpos[:] = env.datas[1].qpos[:] = [1.0, 0.0, 0.0, 0.0]
     env.datas[0].qvel[:] = env.datas[1].qvel[:] = 0.0
-    for step in range(3):
+    for _ in range(3):
         _, _, terminated, truncated, info = env.step(np.full((2, env.nu), 5))
     assert truncated.all() and not terminated.any() and (info["episode_length"] == 3).all()
     assert (env.episode_length == 0).all()  # reset in the same step

@@ -70,8 +70,10 @@ def summarize_episodes(results: list[dict]) -> dict:
 
 
 def evaluate_checkpoint(path: str | Path, episodes: int, *, greedy: bool = True, seed: int = 12345,
-                        render_workers: int = 0, progress: bool = True) -> dict:
+                        render_workers: int = -1, progress: bool = True) -> dict:
     ckpt = load_policy_checkpoint(path)
+    if render_workers < 0:
+        render_workers = torch.get_num_threads() if ckpt["obs"] == "pixels" else 0
     model = build_policy(ckpt)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
@@ -95,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=20, help="episodes to play (default 20)")
     p.add_argument("--sample", action="store_true", help="sample actions instead of taking the most likely")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes")
-    p.add_argument("--render-workers", type=int, default=0, help="processes rendering pixel observations")
+    p.add_argument("--render-workers", type=int, default=-1,
+                   help="processes rendering pixel observations (default: one per core; 0: in this process)")
     p.add_argument("--out", help="also write the summary to this JSON file")
     return p
 

@@ -65,7 +65,7 @@ class Collector:
         """(rollout, value of the state after its last step)."""
         if label and self.teacher is None:
             raise ValueError("labelling needs a teacher")
-        T, n = self.rollout, self.env.num_envs
+        T = self.rollout
         steps: dict[str, list] = {k: [] for k in ("starts", "actions", "logprobs", "values", "rewards", "dones",
                                                   "teacher_logits", "teacher_values")}
         obs_steps: dict[str, list] = {}

@@ -315,7 +315,8 @@ class PolicyTrainer:
             "checkpoint": str(self.ckpt_path), "last_metrics": metrics,
         }
         if self.rank == 0:
-            self.tracker.log(self.frames, {f"eval/{k}": v for k, v in final.items()}, with_system=False)
+            self.tracker.log(self.frames, {**{f"eval/{k}": v for k, v in final.items()}, "perf/wall_time_s": wall},
+                             with_system=False)
             (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
             self.tracker.close()
         self.env.close()

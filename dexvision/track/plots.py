@@ -50,7 +50,7 @@ def plot_runs(run_dirs: list[Path], metrics: list[str], out: Path, x: str = "ste
             if xs:
                 ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=name)
         ax.set_title(metric, fontsize=9)
-        ax.set_xlabel("optimizer steps" if x == "steps" else "minutes")
+        ax.set_xlabel("step (vision: optimizer steps; policy: frames)" if x == "steps" else "minutes")
         if log_y:
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)

@@ -1,0 +1,179 @@
+"""train-policy benchmarks: environment throughput, the gimbal teacher and pixel student, hand-block iterations.
+
+    python benchmarks/policy.py env                   # vectorized env vs raw mj_step, both tasks, one core
+    python benchmarks/policy.py teacher --out /tmp/pb # PPO from state, 20 min budget, eval every minute
+    python benchmarks/policy.py student --out /tmp/pb --vision VISION_CKPT   # BC from pixels, 30 min
+    python benchmarks/policy.py hand --out /tmp/pb --vision VISION_CKPT      # one PPO + one BC iteration
+    python benchmarks/policy.py curves --out /tmp/pb  # docs/policy-curves.png from the two runs above
+
+The teacher and student parts run the real `train-policy` command with the shipped
+configs (configs/policy/) and report the frames and wall time at which the median
+successes per episode first reached the goal (teacher: 25; student: 80% of the
+teacher's final greedy median), then the final greedy evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def env_throughput(seconds: float = 5.0) -> list[dict]:
+    """Env steps/s of the vectorized state env and raw mj_step/s of the same model, same core."""
+    import mujoco  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from dexvision.policy.envs import BlockReorientEnv, EnvConfig  # noqa: PLC0415
+
+    rows = []
+    for task, n in (("gimbal-block", 64), ("hand-block", 16)):
+        env = BlockReorientEnv(EnvConfig(task=task), n)
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+        middle = env.cfg.action_bins // 2
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            # actions near the middle bins: the hand keeps the block (few resets, as in a trained policy)
+            actions = np.clip(middle + rng.integers(-1, 2, (n, env.nu)), 0, env.cfg.action_bins - 1)
+            _, _, _, _, info = env.step(actions)
+            steps += n
+        env_rate = steps / (time.perf_counter() - start)
+        # raw: the same model and a state from the env, stepped with nothing else going on
+        model, data = env.models[0], env.datas[0]
+        raw_steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            mujoco.mj_step(model, data, nstep=1000)
+            raw_steps += 1000
+        raw_rate = raw_steps / (time.perf_counter() - start)
+        physics_rate = env_rate * env.cfg.substeps
+        rows.append({"task": task, "num_envs": n, "env_steps_per_s": env_rate, "substeps": env.cfg.substeps,
+                     "env_physics_steps_per_s": physics_rate, "raw_mj_steps_per_s": raw_rate,
+                     "ratio": physics_rate / raw_rate})
+    return rows
+
+
+def train(args: list[str], log: Path) -> None:
+    cmd = [sys.executable, "-m", "dexvision.policy.train", *args]
+    print("$", " ".join(cmd[2:]), flush=True)
+    with open(log, "w") as f:
+        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def first_reaching(run: Path, key: str, threshold: float) -> dict | None:
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        m = json.loads(line)
+        if m.get(key, -1) >= threshold:
+            return {"frames": int(m["step"]), "wall_min": m.get("perf/wall_time_s", 0) / 60, key: m[key]}
+    return None
+
+
+def teacher(out: Path, minutes: float) -> dict:
+    run = out / "teacher"
+    if not (run / "metrics.json").exists():
+        train(["--config", "configs/policy/gimbal-teacher.yaml", "--steps", "100M", "--out", str(run),
+               "--set", f"time_limit_min={minutes}", "--set", "eval_every_min=1", "--set", "eval_episodes=20"],
+              out / "teacher.log")
+    result = json.loads((run / "metrics.json").read_text())
+    return {"reached_25_eval": first_reaching(run, "eval/median_successes", 25),
+            "reached_25_train": first_reaching(run, "charts/median_successes", 25),
+            "final": result["evaluation"], "frames": result["frames"], "wall_min": result["wall_time_s"] / 60}
+
+
+def student(out: Path, vision: str, minutes: float) -> dict:
+    run, teacher_run = out / "student", out / "teacher"
+    target = 0.8 * json.loads((teacher_run / "metrics.json").read_text())["evaluation"]["median_successes"]
+    if not (run / "metrics.json").exists():
+        train(["--config", "configs/policy/gimbal-student-bc.yaml", "--teacher", str(teacher_run / "checkpoint.pt"),
+               "--init-vision", vision, "--steps", "100M", "--out", str(run),
+               "--set", f"time_limit_min={minutes}", "--set", "eval_episodes=20"], out / "student.log")
+    result = json.loads((run / "metrics.json").read_text())
+    return {"target_median": target, "reached_train": first_reaching(run, "charts/median_successes", target),
+            "final": result["evaluation"], "frames": result["frames"], "wall_min": result["wall_time_s"] / 60}
+
+
+def hand(out: Path, vision: str) -> dict:
+    rows = {}
+    common = ["--task", "hand-block", "--set", "eval_episodes=1", "--set", "env.max_successes=1",
+              "--set", "env.goal_timeout=20", "--num-envs", "16", "--set", "rollout=40"]
+    train(["--steps", "640", "--out", str(out / "hand-ppo"), *common], out / "hand-ppo.log")
+    teacher_ckpt = str(out / "hand-ppo" / "checkpoint.pt")
+    train(["--obs", "pixels", "--algo", "bc", "--teacher", teacher_ckpt, "--init-vision", vision, "--steps", "640",
+           "--out", str(out / "hand-bc"), "--set", "epochs=1", "--set", "minibatches=16", *common],
+          out / "hand-bc.log")
+    for name in ("hand-ppo", "hand-bc"):
+        lines = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines()]
+        it = next(m for m in lines if "perf/env_steps_per_s" in m)
+        rows[name] = {"env_steps_per_s": it["perf/env_steps_per_s"], "frames_per_s": it["perf/frames_per_s"]}
+    return rows
+
+
+def curves(out: Path, png: Path) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, name, title in ((axes[0], "teacher", "PPO teacher (state)"),
+                            (axes[1], "student", "BC student (pixels, pretrained vision)")):
+        lines = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines()]
+        train_pts = [(m["perf/wall_time_s"] / 60, m["charts/median_successes"]) for m in lines
+                     if "charts/median_successes" in m and "perf/wall_time_s" in m]
+        eval_pts = [(m["perf/wall_time_s"] / 60, m["eval/median_successes"]) for m in lines
+                    if "eval/median_successes" in m and "perf/wall_time_s" in m]
+        if train_pts:
+            ax.plot(*zip(*train_pts), label="training episodes (sampled actions), median of last 20")
+        if eval_pts:
+            ax.plot(*zip(*eval_pts), "o-", label="greedy evaluation, median of 20 episodes")
+        ax.set(title=f"gimbal-block: {title}", xlabel="wall time (min, 2 CPU cores)",
+               ylabel="successes per episode", ylim=(-1, 52))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    print(f"wrote {png}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("part", choices=["env", "teacher", "student", "hand", "curves"])
+    p.add_argument("--out", default="/tmp/bench-policy", help="run directories and logs")
+    p.add_argument("--vision", help="train-vision checkpoint for --init-vision (student, hand)")
+    p.add_argument("--teacher-minutes", type=float, default=20)
+    p.add_argument("--student-minutes", type=float, default=30)
+    p.add_argument("--png", default=str(ROOT / "docs" / "policy-curves.png"))
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {machine()}")
+    if args.part in ("student", "hand") and not args.vision:
+        p.error(f"{args.part} needs --vision CHECKPOINT")
+    if args.part == "env":
+        result = env_throughput()
+    elif args.part == "teacher":
+        result = teacher(out, args.teacher_minutes)
+    elif args.part == "student":
+        result = student(out, args.vision, args.student_minutes)
+    elif args.part == "hand":
+        result = hand(out, args.vision)
+    else:
+        curves(out, Path(args.png))
+        return
+    (out / f"{args.part}.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

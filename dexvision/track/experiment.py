@@ -1,0 +1,222 @@
+"""Experiments as code: an experiment file, its validation, and the command of each run.
+
+An experiment file (YAML, see configs/experiments/) holds the text of a report
+(title, context, hypotheses, plan, conclusion: Markdown), the `setup` runs the others
+build on (a dataset, a teacher, a vision model), `defaults` for the compared runs,
+the `run_sets` (each a name, a colour and runs given as overrides of the defaults)
+and the report's `sections` (which run sets to compare, a baseline, a threshold for
+the speed-up, panels). Every run is one of dexvision's commands; its output goes to
+`runs_dir/<run name>` (passed as `--out`). Arguments are flags: `{steps: 40k}` becomes
+`--steps 40k`, `true` a bare flag, `null` drops a default, `set: {a.b: 1}` becomes
+`--set a.b=1`; `{teacher}` in a value is replaced by the directory of the run named
+`teacher`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+from dexvision.config import ConfigError, from_dict, read_yaml
+
+COMMANDS = ("train-policy", "train-vision", "render-shards")  # the commands whose --out is a directory
+RESERVED = ("logs",)  # runs_dir/logs holds run-experiment's logs and completion records
+X_AXES = ("frames", "optimizer_steps", "minutes")
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.-]+)\}")
+
+
+@dataclasses.dataclass
+class RunSpec:
+    name: str
+    args: dict[str, Any] = dataclasses.field(default_factory=dict)
+    command: str = ""  # default: the experiment's defaults.command
+
+
+@dataclasses.dataclass
+class RunSet:
+    name: str
+    color: str
+    runs: list[RunSpec]
+    note: str = ""  # Markdown shown under the run set in the report (e.g. why a run was shortened)
+
+    def __post_init__(self):
+        if not _COLOUR.match(self.color):
+            raise ValueError(f"color must look like #1f77b4, got {self.color!r}")
+        if not self.runs:
+            raise ValueError("a run set needs at least one run")
+
+
+@dataclasses.dataclass
+class Threshold:
+    metric: str = "charts/median_successes"
+    value: float = 40.0
+    x: str = "frames"  # frames, optimizer_steps or minutes
+
+    def __post_init__(self):
+        if self.x not in X_AXES:
+            raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {self.x!r}")
+
+
+@dataclasses.dataclass
+class Panel:
+    metric: str
+    x: str = "frames"
+    smoothing: float = 0.0  # exponential moving average weight of the previous value, in [0, 1)
+    title: str = ""
+
+    def __post_init__(self):
+        if self.x not in X_AXES:
+            raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {self.x!r}")
+        if not 0 <= self.smoothing < 1:
+            raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
+
+
+DEFAULT_PANELS = (
+    Panel("charts/mean_reward", "frames", 0.6, "Mean reward vs frames collected"),
+    Panel("charts/successes_per_episode", "optimizer_steps", 0.6, "Successes per episode vs optimizer steps"),
+    Panel("charts/gradient_noise_scale", "optimizer_steps", 0.9, "Gradient noise scale (B_simple)"),
+)
+
+
+@dataclasses.dataclass
+class Section:
+    title: str
+    run_sets: list[str]
+    text: str = ""
+    baseline: str = ""  # a run set: speed-ups are relative to it
+    threshold: Threshold | None = None
+    panels: list[Panel] | None = None  # default: DEFAULT_PANELS
+
+
+@dataclasses.dataclass
+class Defaults:
+    command: str = "train-policy"
+    args: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Experiment:
+    title: str
+    run_sets: list[RunSet]
+    sections: list[Section]
+    context: str = ""
+    hypotheses: str = ""
+    plan: str = ""
+    conclusion: str = ""
+    runs_dir: str = ""  # default: runs/<file name without .yaml>
+    setup: list[RunSpec] = dataclasses.field(default_factory=list)
+    defaults: Defaults = dataclasses.field(default_factory=Defaults)
+    vision_runs: list[str] = dataclasses.field(default_factory=list)  # setup runs whose errors get a panel
+    path: str = ""  # where it was read from (filled in by load_experiment)
+
+    def all_runs(self) -> list[tuple[RunSpec, RunSet | None]]:
+        """Setup runs first (in order), then each run set's runs."""
+        return [(r, None) for r in self.setup] + [(r, s) for s in self.run_sets for r in s.runs]
+
+    def run_dir(self, name: str) -> Path:
+        return Path(self.runs_dir) / name
+
+    def run_set(self, name: str) -> RunSet:
+        return next(s for s in self.run_sets if s.name == name)
+
+
+def _validate(exp: Experiment, where: str) -> None:
+    seen: dict[str, str] = {}
+    for i, (run, run_set) in enumerate(exp.all_runs()):
+        place = f"run set '{run_set.name}'" if run_set else f"setup[{i}]"
+        if not _NAME.match(run.name):
+            raise ConfigError(f"{where}: {place}: run name {run.name!r} must be letters, digits, '_', '-' or '.'")
+        if run.name in RESERVED:
+            raise ConfigError(f"{where}: {place}: run name '{run.name}' is reserved")
+        if run.name in seen:
+            raise ConfigError(f"{where}: run name '{run.name}' is used twice ({seen[run.name]} and {place})")
+        seen[run.name] = place
+        command = run.command or exp.defaults.command
+        if command not in COMMANDS:
+            raise ConfigError(f"{where}: run '{run.name}': unknown command '{command}' (valid: {', '.join(COMMANDS)})")
+        if "out" in run.args:
+            raise ConfigError(f"{where}: run '{run.name}': 'out' is set by run-experiment (runs_dir/<name>)")
+    setup_names = [r.name for r in exp.setup]
+    for run, run_set in exp.all_runs():
+        args = {**exp.defaults.args, **run.args} if run_set else run.args
+        for ref in _PLACEHOLDER.findall(str(args)):
+            if ref not in setup_names:
+                raise ConfigError(f"{where}: run '{run.name}' refers to '{{{ref}}}', which is not a setup run "
+                                  f"(setup runs: {', '.join(setup_names) or 'none'})")
+            if run_set is None and setup_names.index(ref) >= setup_names.index(run.name):
+                raise ConfigError(f"{where}: setup run '{run.name}' refers to '{{{ref}}}', which runs after it")
+    set_names = [s.name for s in exp.run_sets]
+    if len(set(set_names)) != len(set_names):
+        raise ConfigError(f"{where}: two run sets share a name")
+    for section in exp.sections:
+        for name in section.run_sets + ([section.baseline] if section.baseline else []):
+            if name not in set_names:
+                raise ConfigError(f"{where}: section '{section.title}' names run set '{name}', which does not "
+                                  f"exist (run sets: {', '.join(set_names)})")
+        if section.baseline and section.baseline not in section.run_sets:
+            raise ConfigError(f"{where}: section '{section.title}': the baseline must be one of its run sets")
+    for name in exp.vision_runs:
+        if name not in setup_names:
+            raise ConfigError(f"{where}: vision_runs names '{name}', which is not a setup run")
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment file; every mistake ends in one line naming the field."""
+    path = Path(path)
+    data = read_yaml(path)
+    exp = from_dict(Experiment, data, where="")
+    exp.path = str(path)
+    if not exp.runs_dir:
+        exp.runs_dir = str(Path("runs") / path.stem)
+    _validate(exp, path.name)
+    return exp
+
+
+def _substitute(value: Any, exp: Experiment) -> Any:
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda m: str(exp.run_dir(m.group(1))), value)
+    return value
+
+
+def run_args(exp: Experiment, run: RunSpec, in_set: bool) -> dict[str, Any]:
+    """The run's resolved arguments: defaults (for run-set runs) updated by its own, placeholders filled."""
+    args = dict(exp.defaults.args) if in_set else {}
+    sets = dict(args.pop("set", None) or {})
+    for key, value in run.args.items():
+        if key == "set":
+            sets.update(value or {})
+        else:
+            args[key] = value
+    resolved = {k: _substitute(v, exp) for k, v in args.items() if v is not None and v is not False}
+    if sets:
+        resolved["set"] = {k: _substitute(v, exp) for k, v in sets.items()}
+    return resolved
+
+
+def command_line(exp: Experiment, run: RunSpec, in_set: bool) -> list[str]:
+    """The command (without the executable's directory) that runs `run` into its run directory."""
+    command = run.command or exp.defaults.command
+    argv = [command]
+    for key, value in run_args(exp, run, in_set).items():
+        if key == "set":
+            for k, v in value.items():
+                argv += ["--set", f"{k}={_flag_value(v)}"]
+        elif value is True:
+            argv.append(f"--{key}")
+        else:
+            argv += [f"--{key}", _flag_value(value)]
+    return argv + ["--out", str(exp.run_dir(run.name))]
+
+
+def _flag_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        import json  # noqa: PLC0415
+
+        return json.dumps(value)
+    return str(value)

@@ -1,0 +1,187 @@
+"""`run-experiment`: launch every run of an experiment file that has no finished result yet.
+
+    run-experiment configs/experiments/e2e-study.yaml             # one run after another, here
+    run-experiment configs/experiments/e2e-study.yaml --dry-run   # print the commands and what is done
+    run-experiment configs/experiments/e2e-study.yaml --ray auto  # compared runs in parallel over Ray
+
+Setup runs go first, in order (later ones may use earlier ones' outputs). A run is
+finished when it exited 0: run-experiment then writes RUNS_DIR/logs/NAME.done.json
+(command line, exit code, wall time, git SHA), and a later call skips it. A run that
+was interrupted continues with --resume when it left a checkpoint. Each run's output
+goes to RUNS_DIR/logs/NAME.log. With --ray the setup runs still go first, then the
+compared runs fan out as Ray tasks (RUNS_DIR must be on a filesystem every node sees).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dexvision.errors import UserError, cli
+from dexvision.track.experiment import Experiment, RunSpec, command_line, load_experiment
+from dexvision.version import git_sha
+
+log = logging.getLogger(__name__)
+RESUMABLE = ("train-policy", "train-vision")
+
+
+def _executable(command: str) -> str:
+    local = Path(sys.executable).parent / command
+    if local.exists():
+        return str(local)
+    found = shutil.which(command)
+    if not found:
+        raise UserError(f"command '{command}' not found (is dexvision installed in this environment?)")
+    return found
+
+
+def done_record(exp: Experiment, name: str) -> Path:
+    return Path(exp.runs_dir) / "logs" / f"{name}.done.json"
+
+
+def status(exp: Experiment, run: RunSpec, in_set: bool) -> tuple[str, list[str]]:
+    """('done' | 'resume' | 'new', argv). A finished run whose command has since changed is an error."""
+    argv = command_line(exp, run, in_set)
+    record = done_record(exp, run.name)
+    if record.exists():
+        previous = json.loads(record.read_text())["argv"]
+        if previous != argv:
+            raise UserError(f"run '{run.name}' finished with other arguments ({' '.join(previous[1:])}); delete "
+                            f"{exp.run_dir(run.name)} and {record} to run it again")
+        return "done", argv
+    if argv[0] in RESUMABLE and (exp.run_dir(run.name) / "checkpoint.pt").exists():
+        return "resume", argv + ["--resume"]
+    return "new", argv
+
+
+def execute(argv: list[str], log_path: str) -> tuple[int, float]:
+    """Run one command (output to `log_path`); (exit code, wall seconds). Also the body of a Ray task."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log_path, "a") as f:
+        f.write(f"$ {' '.join(argv)}\n")
+        f.flush()
+        code = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=os.environ.copy()).returncode
+    return code, time.perf_counter() - start
+
+
+def _record(exp: Experiment, name: str, argv: list[str], code: int, wall: float) -> None:
+    if argv[-1] == "--resume":
+        argv = argv[:-1]
+    record = {"argv": argv, "exit_code": code, "wall_time_s": wall, "git_sha": git_sha(),
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    done_record(exp, name).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    text = [line.split("\r")[-1] for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return " | ".join(text[-lines:])[:300] if text else "(no output)"
+
+
+def launch(exp: Experiment, dry_run: bool = False, ray_address: str | None = None, cpus_per_run: float = 2,
+           only: list[str] | None = None) -> dict[str, str]:
+    """Run what is not finished; returns {run name: 'done' | 'ran' | 'failed' | 'skipped'}."""
+    plan = []
+    for run, run_set in exp.all_runs():
+        if only and run.name not in only:
+            continue
+        state, argv = status(exp, run, run_set is not None)
+        plan.append((run, run_set, state, argv))
+    if dry_run:
+        for _, _, state, argv in plan:
+            print(f"[{state:>6}] {' '.join(argv)}")
+        return {run.name: state for run, _, state, _ in plan}
+    outcome = {run.name: "done" for run, _, state, _ in plan if state == "done"}
+    todo = [p for p in plan if p[2] != "done"]
+    logs = Path(exp.runs_dir) / "logs"
+    bar = tqdm(total=len(todo), desc="run-experiment", unit="run")
+    try:
+        setup = [p for p in todo if p[1] is None]
+        compared = [p for p in todo if p[1] is not None]
+        for run, _, _, argv in setup:  # in order: later setup runs use earlier outputs
+            bar.set_postfix(run=run.name)
+            code, wall = execute([_executable(argv[0]), *argv[1:]], str(logs / f"{run.name}.log"))
+            bar.update(1)
+            if code != 0:
+                bar.close()
+                raise UserError(f"setup run '{run.name}' failed (exit {code}): {_tail(logs / f'{run.name}.log')}; "
+                                f"log: {logs / f'{run.name}.log'}")
+            _record(exp, run.name, argv, code, wall)
+            outcome[run.name] = "ran"
+        if ray_address is not None:
+            results = _run_on_ray(compared, logs, ray_address, cpus_per_run, bar)
+        else:
+            results = []
+            for run, _, _, argv in compared:
+                bar.set_postfix(run=run.name)
+                results.append((run, argv, *execute([_executable(argv[0]), *argv[1:]], str(logs / f"{run.name}.log"))))
+                bar.update(1)
+    finally:
+        bar.close()
+    failed = []
+    for run, argv, code, wall in results:
+        if code == 0:
+            _record(exp, run.name, argv, code, wall)
+            outcome[run.name] = "ran"
+        else:
+            outcome[run.name] = "failed"
+            failed.append(f"{run.name} (exit {code}: {_tail(logs / f'{run.name}.log')})")
+    if failed:
+        raise UserError(f"{len(failed)} run(s) failed: {'; '.join(failed)}; logs in {logs}")
+    return outcome
+
+
+def _run_on_ray(compared: list, logs: Path, address: str, cpus: float, bar) -> list:
+    try:
+        import ray  # noqa: PLC0415
+    except ImportError:
+        raise UserError("--ray needs Ray: pip install 'ray[default]'") from None
+    ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
+             ignore_reinit_error=True)
+    task = ray.remote(num_cpus=cpus)(execute)
+    pending = {task.remote([_executable(argv[0]), *argv[1:]], str(logs / f"{run.name}.log")): (run, argv)
+               for run, _, _, argv in compared}
+    results = []
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        run, argv = pending.pop(ready[0])
+        results.append((run, argv, *ray.get(ready[0])))
+        bar.update(1)
+    return results
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    p = argparse.ArgumentParser(prog="run-experiment", description=__doc__.split("\n\n")[0])
+    p.add_argument("experiment", help="experiment file (YAML), e.g. configs/experiments/e2e-study.yaml")
+    p.add_argument("--dry-run", action="store_true", help="print each run's state and command; run nothing")
+    p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                   help="fan the compared runs out over Ray (auto: the running cluster, local: a new local one)")
+    p.add_argument("--cpus-per-run", type=float, default=2, help="CPUs a Ray task reserves (default 2)")
+    p.add_argument("--only", nargs="+", metavar="RUN", help="only these runs (by name)")
+    args = p.parse_args(argv)
+    exp = load_experiment(args.experiment)
+    if args.only:
+        names = {r.name for r, _ in exp.all_runs()}
+        unknown = [n for n in args.only if n not in names]
+        if unknown:
+            raise UserError(f"--only: no run named '{unknown[0]}' in {args.experiment}")
+    outcome = launch(exp, args.dry_run, args.ray, args.cpus_per_run, args.only)
+    if not args.dry_run:
+        ran = sum(v == "ran" for v in outcome.values())
+        print(f"{exp.title}: {ran} run(s) ran, {len(outcome) - ran} already finished; runs in {exp.runs_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
