@@ -168,15 +168,15 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     """Defaults of `cls`, updated from the YAML file at `path`, then from `overrides`."""
     data = to_dict(cls())
     if path is not None:
-        _deep_update(data, read_yaml(path))
+        deep_update(data, read_yaml(path))
     for override in overrides:
         apply_override(data, override)
     return from_dict(cls, data)
 
 
-def _deep_update(base: dict, new: dict) -> None:
+def deep_update(base: dict, new: dict) -> None:
     for key, value in new.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
+            deep_update(base[key], value)
         else:
             base[key] = value

@@ -152,3 +152,15 @@ def test_check_passes_on_its_own_baseline_and_fails_on_a_planted_regression(stud
     assert sum(line.startswith("ok ") for line in lines) == 2
     assert sum(line.startswith("REGRESSED ") for line in lines) == 1
     one_error_line(out.err, "1 of 3 checks failed")
+
+
+def test_an_interrupted_launch_keeps_the_records_of_finished_runs(tmp_path, capsys):
+    path = experiment(tmp_path, setup=[], defaults={"command": "train-policy", "args": {"steps": 40, "set": dict(TINY)}},
+                      run_sets=[{"name": "ok", "color": "#000000", "runs": [{"name": "good"}]},
+                                {"name": "bad", "color": "#ffffff", "runs": [{"name": "broken",
+                                                                             "args": {"set": {"lr": -1}}}]}],
+                      sections=[])
+    assert launch.main([str(path)]) == 2
+    one_error_line(capsys.readouterr().err, "1 run(s) failed: broken (exit 2")
+    exp = load_experiment(path)
+    assert launch.done_record(exp, "good").exists() and not launch.done_record(exp, "broken").exists()

@@ -55,6 +55,27 @@ def test_noise_scale_recovers_a_known_ratio():
     assert value == pytest.approx(200.0)
 
 
+def test_reward_scaler_brings_discounted_returns_to_unit_scale():
+    from dexvision.policy.ppo import RewardScaler
+
+    gen = torch.Generator().manual_seed(0)
+    scaler = RewardScaler(num_envs=8, gamma=0.9)
+    rewards = 30.0 + 10.0 * torch.randn(400, 8, generator=gen)
+    dones = torch.zeros(400, 8)
+    dones[199] = 1.0
+    scaled = scaler(rewards, dones)
+    returns, ret = [], torch.zeros(8)
+    for t in range(400):
+        ret = ret * 0.9 + scaled[t]
+        returns.append(ret.clone())
+        ret = ret * (1 - dones[t])
+    assert 0.5 < torch.stack(returns).std() < 1.5  # raw discounted returns: ~300
+    state = scaler.state_dict()
+    other = RewardScaler(8, 0.9)
+    other.load_state_dict(state)
+    assert other.var == scaler.var
+
+
 def test_rotvec_of_a_known_rotation():
     q = axis_angle_to_quat(np.array([0.0, 0.0, 1.0]), 0.7)
     assert np.allclose(quat_to_rotvec(q), [0.0, 0.0, 0.7])
@@ -255,11 +276,30 @@ def test_bc_then_ppo_switches_phase(teacher, tmp_path):
     trainer.tracker.close()
 
 
-def test_resume_continues_the_frame_count(teacher, tmp_path):
+def test_resume_continues_with_the_runs_own_config(teacher, tmp_path):
     out = tmp_path / "resumed"
     assert train_cli.main(["--steps", "40", "--out", str(out), *TINY]) == 0
-    assert train_cli.main(["--steps", "120", "--out", str(out), "--resume", *TINY]) == 0
-    assert load_policy_checkpoint(out / "checkpoint.pt")["frames"] == 120
+    # only --steps is given again: the tiny settings come from the checkpoint
+    assert train_cli.main(["--steps", "120", "--out", str(out), "--resume"]) == 0
+    ckpt = load_policy_checkpoint(out / "checkpoint.pt")
+    assert ckpt["frames"] == 120 and ckpt["config"]["num_envs"] == 4 and ckpt["config"]["steps"] == 120
+    frames = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert frames == sorted(frames) and frames[-1] == 120  # nothing logged twice
+
+
+def test_sequences_start_from_the_lstm_state_they_were_collected_with(tmp_path):
+    """Re-running the model over a minibatch's chunks reproduces the log-probabilities of collection."""
+    from dexvision.policy.ppo import minibatch
+
+    trainer = PolicyTrainer(tiny_config(out=str(tmp_path / "seq"), rollout=20, chunk=5))
+    trainer.collector.collect(trainer.stats)  # a first rollout: the LSTM state is no longer zero
+    rollout, _ = trainer.collector.collect(trainer.stats)
+    batch = minibatch(rollout, {}, torch.tensor([2, 0]), 5)
+    with torch.no_grad():
+        logits, values, _ = trainer.model(batch["obs"], batch["state"], batch["starts"])
+    logprob = torch.distributions.Categorical(logits=logits).log_prob(batch["actions"]).sum(-1)
+    assert torch.allclose(logprob, batch["logprobs"], atol=1e-5)
+    trainer.tracker.close()
 
 
 def test_evaluate_policy_prints_and_writes_the_summary(teacher, tmp_path, capsys):

@@ -49,6 +49,16 @@ class VisionSubModel(nn.Module):
         self.pose_net.head[-1] = nn.Identity()  # the pose output layer is not part of the sub-model
         self.num_features = cfg.head_hidden
 
+    def train(self, mode: bool = True) -> VisionSubModel:
+        """Batch-norm layers stay in eval mode: their statistics come from pretraining (or start
+        neutral). A policy's minibatches hold one environment's consecutive frames, and acting
+        normalizes over the environments of one step: neither is a sample of the image distribution."""
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        return self
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.pose_net.head(self.pose_net.features(images))
 

@@ -50,6 +50,37 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor
     return advantages, advantages + values
 
 
+class RewardScaler:
+    """Divides rewards by a running standard deviation of the discounted return (as Gymnasium's
+    NormalizeReward and SB3's VecNormalize do), so value targets stay near unit scale: with raw returns
+    of ~100 the value loss would dominate the gradient norm that PPO clips, and shared layers with it."""
+
+    def __init__(self, num_envs: int, gamma: float):
+        self.gamma = gamma
+        self.returns = torch.zeros(num_envs)
+        self.count, self.mean, self.var = 1e-4, 0.0, 1.0
+
+    def __call__(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
+        """Scale (T, N) rewards, updating the statistics with the returns they make."""
+        seen = []
+        for t in range(rewards.shape[0]):
+            self.returns = self.returns * self.gamma + rewards[t].cpu()
+            seen.append(self.returns.clone())
+            self.returns = self.returns * (1.0 - dones[t].cpu())
+        batch = torch.stack(seen).double()
+        b_mean, b_var, b_count = float(batch.mean()), float(batch.var(unbiased=False)), batch.numel()
+        delta, total = b_mean - self.mean, self.count + b_count
+        self.var = (self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total) / total
+        self.mean, self.count = self.mean + delta * b_count / total, total
+        return rewards / math.sqrt(self.var + 1e-8)
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "mean": self.mean, "var": self.var}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.count, self.mean, self.var = state["count"], state["mean"], state["var"]
+
+
 @dataclasses.dataclass
 class LossConfig:
     clip: float = 0.2

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from dexvision.config import load_config, to_dict
+from dexvision.config import apply_override, deep_update, from_dict, load_config, read_yaml, to_dict
 from dexvision.datasets.format import parse_count
 from dexvision.errors import UserError, cli
 from dexvision.policy.checkpoint import load_policy_checkpoint, load_teacher, save_policy
@@ -34,7 +34,7 @@ from dexvision.policy.envs import OBS_MODES, BlockReorientEnv, EnvConfig, state_
 from dexvision.policy.evaluate import run_episodes, summarize_episodes
 from dexvision.policy.loop import Collector, EpisodeStats
 from dexvision.policy.model import ActorCritic, policy_config_for
-from dexvision.policy.ppo import LossConfig, NoiseScale, bc_loss, compute_gae, ppo_loss, update
+from dexvision.policy.ppo import LossConfig, NoiseScale, RewardScaler, bc_loss, compute_gae, ppo_loss, update
 from dexvision.track.run import Run, run_name
 from dexvision.version import git_sha
 from dexvision.vision.checkpoint import load_checkpoint as load_vision_checkpoint
@@ -64,6 +64,7 @@ class TrainPolicyConfig:
     gamma: float = 0.98
     gae_lambda: float = 0.95
     max_grad_norm: float = 0.5
+    normalize_rewards: bool = True  # PPO: rewards / running std of the discounted return (value targets ~ 1)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     embed_dim: int = 512
     lstm_hidden: int = 256
@@ -98,6 +99,10 @@ class TrainPolicyConfig:
             raise ValueError(f"num_envs ({self.num_envs}) must be divisible by minibatches ({self.minibatches})")
         if self.algo != "ppo" and not self.teacher:
             raise ValueError(f"--algo {self.algo} needs --teacher (a state policy checkpoint)")
+        if self.eval_episodes < 1:
+            raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
+        if self.algo == "bc+ppo" and self.bc_steps >= self.steps:
+            raise ValueError(f"bc_steps ({self.bc_steps}) must be below steps ({self.steps}) for bc+ppo")
         if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError("need lr > 0, 0 < gamma <= 1 and 0 <= gae_lambda <= 1")
 
@@ -159,6 +164,11 @@ class PolicyTrainer:
         self.policy_cfg = policy_config_for(self.env, cfg.obs, state_keys(cfg.task), vision,
                                             embed_dim=cfg.embed_dim, lstm_hidden=cfg.lstm_hidden,
                                             shared_embeddings=cfg.shared_embeddings)
+        if self.teacher is not None:
+            t = self.teacher.cfg
+            if (t.num_actions, t.action_bins) != (self.policy_cfg.num_actions, self.policy_cfg.action_bins):
+                raise UserError(f"teacher {cfg.teacher} has {t.num_actions} actuators x {t.action_bins} bins; this "
+                                f"environment has {self.policy_cfg.num_actions} x {self.policy_cfg.action_bins}")
         self.model = ActorCritic(self.policy_cfg)
         if vision_weights is not None:
             try:
@@ -168,15 +178,18 @@ class PolicyTrainer:
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(param_groups(self.model, cfg.lr, cfg.vision_lr_scale), eps=1e-5)
         self.noise = NoiseScale()
+        self.reward_scaler = RewardScaler(cfg.num_envs, cfg.gamma)
         self.frames = self.iteration = self.optimizer_steps = 0
+        self.elapsed = 0.0  # training seconds before this process (restored on resume)
         if resume:
             self._restore()
+        self._start = time.perf_counter() - self.elapsed
         # feature epochs leave the vision sub-model without gradients: DDP must expect unused parameters
         ddp = (torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=cfg.obs == "pixels")
                if self.world > 1 else self.model)
         self.forward = ddp
-        self.tracker = (Run(self.run_dir, self.run_dir.name, to_dict(cfg), wandb=cfg.wandb, resume=resume)
-                        if self.rank == 0 else None)
+        self.tracker = (Run(self.run_dir, self.run_dir.name, to_dict(cfg), wandb=cfg.wandb, resume=resume,
+                            resume_step=self.frames) if self.rank == 0 else None)
         self.collector = Collector(self.env, self.model, self.teacher, cfg.rollout, cfg.chunk, self.device,
                                    seed=cfg.seed * 1000 + self.rank)
         self.stats = EpisodeStats()
@@ -201,6 +214,9 @@ class PolicyTrainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.frames, self.iteration = ckpt["frames"], ckpt["iteration"]
         self.optimizer_steps = ckpt["optimizer_steps"]
+        self.elapsed = ckpt.get("wall_time_s", 0.0)
+        if "reward_scaler" in ckpt:
+            self.reward_scaler.load_state_dict(ckpt["reward_scaler"])
 
     def checkpoint(self, metrics: dict | None = None) -> None:
         if self.rank == 0:
@@ -208,7 +224,9 @@ class PolicyTrainer:
                 "task": self.cfg.task, "obs": self.cfg.obs, "policy_config": dataclasses.asdict(self.policy_cfg),
                 "env_config": to_dict(self.env_cfg), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "frames": self.frames, "iteration": self.iteration,
-                "optimizer_steps": self.optimizer_steps, "config": to_dict(self.cfg), "git_sha": git_sha(),
+                "optimizer_steps": self.optimizer_steps, "wall_time_s": time.perf_counter() - self._start,
+                "reward_scaler": self.reward_scaler.state_dict(),
+                "config": to_dict(self.cfg), "git_sha": git_sha(),
                 "run_name": self.tracker.name, "metrics": metrics or {},
             })
         barrier(self.world)
@@ -235,7 +253,9 @@ class PolicyTrainer:
         if phase == "bc":
             extra, loss_fn = {}, bc_loss
         else:
-            advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.dones, next_value,
+            rewards = (self.reward_scaler(rollout.rewards, rollout.dones).to(self.device) if cfg.normalize_rewards
+                       else rollout.rewards)
+            advantages, returns = compute_gae(rewards, rollout.values, rollout.dones, next_value,
                                               cfg.gamma, cfg.gae_lambda)
             extra, loss_fn = {"advantages": advantages, "returns": returns}, ppo_loss
         out = update(self.model, self.forward, self.optimizer, rollout, extra, loss_fn, cfg.loss,
@@ -264,7 +284,7 @@ class PolicyTrainer:
 
     def _should_stop(self, start: float) -> bool:
         over = self.cfg.time_limit_min and time.perf_counter() - start > 60 * self.cfg.time_limit_min
-        flag = torch.tensor([1.0 if over else 0.0])
+        flag = torch.tensor([1.0 if over else 0.0], device=self.device)
         if self.world > 1:
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag.item())
@@ -272,8 +292,9 @@ class PolicyTrainer:
     def run(self) -> dict:
         from tqdm import tqdm  # noqa: PLC0415
 
-        cfg, start = self.cfg, time.perf_counter()
-        last_log = last_eval = start
+        cfg = self.cfg
+        start = self._start = time.perf_counter() - self.elapsed  # the time limit and wall times span resumes
+        last_log = last_eval = time.perf_counter()
         bar = tqdm(total=cfg.steps, initial=self.frames, desc=f"train-policy {cfg.algo}", unit="frame",
                    unit_scale=True, disable=self.rank != 0)
         metrics: dict = {}
@@ -315,7 +336,8 @@ class PolicyTrainer:
             "checkpoint": str(self.ckpt_path), "last_metrics": metrics,
         }
         if self.rank == 0:
-            self.tracker.log(self.frames, {**{f"eval/{k}": v for k, v in final.items()}, "perf/wall_time_s": wall},
+            self.tracker.log(self.frames, {**{f"eval/{k}": v for k, v in final.items()}, "perf/wall_time_s": wall,
+                                           "charts/frames": self.frames, "charts/optimizer_steps": self.optimizer_steps},
                              with_system=False)
             (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
             self.tracker.close()
@@ -327,6 +349,19 @@ class PolicyTrainer:
 
 def train(cfg: TrainPolicyConfig, resume: bool = False) -> dict:
     return PolicyTrainer(cfg, resume).run()
+
+
+def resumed_config(cfg: TrainPolicyConfig, config_file: str | None, overrides: list[str]) -> TrainPolicyConfig:
+    """--resume continues with the run's own config; only what is given again (file, flags) changes it."""
+    ckpt_path = (Path(cfg.out) if cfg.out else default_run_dir(cfg)) / "checkpoint.pt"
+    if not ckpt_path.exists():
+        return cfg  # PolicyTrainer reports the missing checkpoint
+    data = load_policy_checkpoint(ckpt_path)["config"]
+    if config_file:
+        deep_update(data, read_yaml(config_file))
+    for override in overrides:
+        apply_override(data, override)
+    return from_dict(TrainPolicyConfig, data)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -367,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, flag):
             overrides.append(f"{flag}=true")
     cfg = load_config(TrainPolicyConfig, args.config, overrides)
+    if args.resume:
+        cfg = resumed_config(cfg, args.config, overrides)
     result = train(cfg, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:
         e = result["evaluation"]

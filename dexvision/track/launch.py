@@ -63,14 +63,14 @@ def status(exp: Experiment, run: RunSpec, in_set: bool) -> tuple[str, list[str]]
     return "new", argv
 
 
-def execute(argv: list[str], log_path: str) -> tuple[int, float]:
+def execute(argv: list[str], log_path: str, cwd: str | None = None) -> tuple[int, float]:
     """Run one command (output to `log_path`); (exit code, wall seconds). Also the body of a Ray task."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(log_path, "a") as f:
         f.write(f"$ {' '.join(argv)}\n")
         f.flush()
-        code = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=os.environ.copy()).returncode
+        code = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=os.environ.copy(), cwd=cwd).returncode
     return code, time.perf_counter() - start
 
 
@@ -88,8 +88,9 @@ def _tail(path: Path, lines: int = 1) -> str:
 
 
 def launch(exp: Experiment, dry_run: bool = False, ray_address: str | None = None, cpus_per_run: float = 2,
-           only: list[str] | None = None) -> dict[str, str]:
-    """Run what is not finished; returns {run name: 'done' | 'ran' | 'failed' | 'skipped'}."""
+           only: list[str] | None = None, gpus_per_run: float = 0) -> dict[str, str]:
+    """Run what is not finished; returns {run name: 'done' | 'ran' | 'failed'}. Each run is recorded as
+    finished the moment it exits 0, so an interrupted launch keeps what it completed."""
     plan = []
     for run, run_set in exp.all_runs():
         if only and run.name not in only:
@@ -117,46 +118,47 @@ def launch(exp: Experiment, dry_run: bool = False, ray_address: str | None = Non
                                 f"log: {logs / f'{run.name}.log'}")
             _record(exp, run.name, argv, code, wall)
             outcome[run.name] = "ran"
+        failed: list[str] = []
+
+        def finished(run: RunSpec, argv: list[str], code: int, wall: float) -> None:
+            bar.update(1)
+            if code == 0:
+                _record(exp, run.name, argv, code, wall)
+                outcome[run.name] = "ran"
+            else:
+                outcome[run.name] = "failed"
+                failed.append(f"{run.name} (exit {code}: {_tail(logs / f'{run.name}.log')})")
+
         if ray_address is not None:
-            results = _run_on_ray(compared, logs, ray_address, cpus_per_run, bar)
+            _run_on_ray(compared, logs, ray_address, cpus_per_run, gpus_per_run, finished)
         else:
-            results = []
             for run, _, _, argv in compared:
                 bar.set_postfix(run=run.name)
-                results.append((run, argv, *execute([_executable(argv[0]), *argv[1:]], str(logs / f"{run.name}.log"))))
-                bar.update(1)
+                finished(run, argv, *execute([_executable(argv[0]), *argv[1:]], str(logs / f"{run.name}.log")))
     finally:
         bar.close()
-    failed = []
-    for run, argv, code, wall in results:
-        if code == 0:
-            _record(exp, run.name, argv, code, wall)
-            outcome[run.name] = "ran"
-        else:
-            outcome[run.name] = "failed"
-            failed.append(f"{run.name} (exit {code}: {_tail(logs / f'{run.name}.log')})")
     if failed:
         raise UserError(f"{len(failed)} run(s) failed: {'; '.join(failed)}; logs in {logs}")
     return outcome
 
 
-def _run_on_ray(compared: list, logs: Path, address: str, cpus: float, bar) -> list:
+def _run_on_ray(compared: list, logs: Path, address: str, cpus: float, gpus: float, finished) -> None:
+    """Each compared run as a Ray task reserving `cpus` and `gpus`, started in this directory (which,
+    like the runs directory, must be on a filesystem every node sees)."""
     try:
         import ray  # noqa: PLC0415
     except ImportError:
         raise UserError("--ray needs Ray: pip install 'ray[default]'") from None
     ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
              ignore_reinit_error=True)
-    task = ray.remote(num_cpus=cpus)(execute)
-    pending = {task.remote([_executable(argv[0]), *argv[1:]], str(logs / f"{run.name}.log")): (run, argv)
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(execute)
+    cwd = os.getcwd()
+    pending = {task.remote([_executable(argv[0]), *argv[1:]], str(logs / f"{run.name}.log"), cwd): (run, argv)
                for run, _, _, argv in compared}
-    results = []
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         run, argv = pending.pop(ready[0])
-        results.append((run, argv, *ray.get(ready[0])))
-        bar.update(1)
-    return results
+        finished(run, argv, *ray.get(ready[0]))
 
 
 @cli
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                    help="fan the compared runs out over Ray (auto: the running cluster, local: a new local one)")
     p.add_argument("--cpus-per-run", type=float, default=2, help="CPUs a Ray task reserves (default 2)")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="GPUs a Ray task reserves (default 0)")
     p.add_argument("--only", nargs="+", metavar="RUN", help="only these runs (by name)")
     args = p.parse_args(argv)
     exp = load_experiment(args.experiment)
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in args.only if n not in names]
         if unknown:
             raise UserError(f"--only: no run named '{unknown[0]}' in {args.experiment}")
-    outcome = launch(exp, args.dry_run, args.ray, args.cpus_per_run, args.only)
+    outcome = launch(exp, args.dry_run, args.ray, args.cpus_per_run, args.only, args.gpus_per_run)
     if not args.dry_run:
         ran = sum(v == "ran" for v in outcome.values())
         print(f"{exp.title}: {ran} run(s) ran, {len(outcome) - ran} already finished; runs in {exp.runs_dir}")

@@ -111,6 +111,8 @@ def speedups(section: Section, runs: list[RunData]) -> list[dict]:
         longest = max((series(r, th.metric, th.x)[0][-1:] or [0.0])[0] for r in members) if members else 0.0
         rows.append({"run_set": name, "x": sum(reached) / len(reached) if reached else None,
                      "reached": f"{len(reached)}/{len(members)}", "longest_x": longest})
+        if len(reached) < len(members):
+            rows[-1]["x"] = None  # a set counts as reaching the threshold only when all its runs did
     base = next((r["x"] for r in rows if r["run_set"] == section.baseline), None)
     for r in rows:
         r["speedup"] = base / r["x"] if base is not None and r["x"] else None
@@ -313,7 +315,7 @@ def check(exp: Experiment, baseline: Path) -> list[str]:
         if value is None:
             lines.append(f"MISSING {what} (no such run or metric)")
             continue
-        bad = value < ref - tol if higher else value > ref + tol
+        bad = not math.isfinite(value) or (value < ref - tol if higher else value > ref + tol)
         lines.append(f"{'REGRESSED' if bad else 'ok'} {what} = {value:g} (baseline {ref:g}, tolerance {tol:g}, "
                      f"{'higher' if higher else 'lower'} is better)")
     return lines

@@ -32,7 +32,10 @@ def run_name(name: str) -> str:
 class Run:
     """Logs metrics of one run to JSON lines, TensorBoard and optionally W&B. Only rank 0 should create one."""
 
-    def __init__(self, run_dir: str | Path, name: str, config: dict, wandb: bool = False, resume: bool = False):
+    def __init__(self, run_dir: str | Path, name: str, config: dict, wandb: bool = False, resume: bool = False,
+                 resume_step: int | None = None):
+        """A fresh run starts metrics.jsonl anew; a resumed one keeps the lines up to `resume_step` (the
+        checkpoint's step: what was logged after it is trained again)."""
         self.dir = Path(run_dir)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -48,7 +51,12 @@ class Run:
             meta_path.write_text(json.dumps(meta, indent=1) + "\n")
         self.config = config
         self.system = SystemMonitor()
-        self._jsonl = open(self.dir / "metrics.jsonl", "a")
+        jsonl = self.dir / "metrics.jsonl"
+        if resume and resume_step is not None and jsonl.exists():
+            kept = [line for line in jsonl.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            jsonl.write_text("".join(line + "\n" for line in kept))
+        self._jsonl = open(jsonl, "a" if resume else "w")
         from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - heavy import
 
         self._tb = SummaryWriter(str(self.dir / "tb"))

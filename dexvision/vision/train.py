@@ -224,8 +224,8 @@ class VisionTrainer:
         self.step = self._restore() if resume else self._check_fresh()
         ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.forward = torch.compile(ddp) if cfg.compile else ddp
-        self.tracker = (Run(self.run_dir, self.run_dir.name, to_dict(cfg), wandb=cfg.wandb, resume=resume)
-                    if self.rank == 0 else None)
+        self.tracker = (Run(self.run_dir, self.run_dir.name, to_dict(cfg), wandb=cfg.wandb, resume=resume,
+                            resume_step=self.step) if self.rank == 0 else None)
         self.loader = make_loader(self.train_urls, cfg.batch_size, num_workers=cfg.num_workers,
                                   shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed + 1000 * self.rank, resampled=True)
         cuda = self.device.type == "cuda"
