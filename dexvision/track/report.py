@@ -54,6 +54,11 @@ def load_runs(exp: Experiment) -> list[RunData]:
         d = exp.run_dir(run.name)
         meta = json.loads((d / "run.json").read_text()) if (d / "run.json").exists() else {}
         result = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
+        if not result and (d / "dataset.json").exists():  # render-shards: its manifest, once complete
+            manifest = json.loads((d / "dataset.json").read_text())
+            if manifest.get("complete"):
+                result = {k: manifest[k] for k in ("num_samples", "num_shards", "bytes_written")}
+                result["git_sha"] = manifest.get("code_version", {}).get("git_sha", "")
         runs.append(RunData(run.name, run_set.name if run_set else "", run_set.color if run_set else "#555555",
                             run.command or exp.defaults.command, run_args(exp, run, run_set is not None), d, meta,
                             read_metrics(d), result))
@@ -173,6 +178,8 @@ def final_metrics(run: RunData) -> str:
         return (f"orientation {v.get('orientation_deg/median', float('nan')):.1f} deg, position "
                 f"{v.get('position_mm/median', float('nan')):.1f} mm (medians); {r['steps']:,} steps, "
                 f"{r['wall_time_s'] / 60:.1f} min")
+    if run.command == "render-shards":
+        return f"{r['num_samples']:,} samples in {r['num_shards']} shards, {r['bytes_written'] / 1e6:.0f} MB"
     return ", ".join(f"{k}: {v}" for k, v in r.items() if isinstance(v, (int, float)))[:200]
 
 
