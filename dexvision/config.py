@@ -9,6 +9,7 @@ naming the field instead of a traceback deep inside the renderer.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from pathlib import Path
@@ -180,3 +181,15 @@ def deep_update(base: dict, new: dict) -> None:
             deep_update(base[key], value)
         else:
             base[key] = value
+
+
+def flag_overrides(args: Any, values: tuple[str, ...], switches: tuple[str, ...] = ()) -> list[str]:
+    """A command's overrides: its `--set` ones, then `field=value` for each of the flags `values` that was
+    given and `field=true` for each of the `switches` that was set (argparse dest names = field names)."""
+    overrides = list(getattr(args, "set", None) or [])
+    for flag in values:
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{flag}={json.dumps(value)}")
+    overrides += [f"{flag}=true" for flag in switches if getattr(args, flag)]
+    return overrides

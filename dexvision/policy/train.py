@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from dexvision.config import apply_override, deep_update, from_dict, load_config, read_yaml, to_dict
+from dexvision.config import (apply_override, deep_update, flag_overrides, from_dict, load_config, read_yaml,
+                              to_dict)
 from dexvision.datasets.format import parse_count
 from dexvision.errors import UserError, cli
 from dexvision.policy.checkpoint import load_policy_checkpoint, load_teacher, save_policy
@@ -390,17 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = build_parser().parse_args(argv)
-    overrides = list(args.set)
-    for flag in ("task", "obs", "algo", "teacher", "init_vision", "image_size", "num_envs", "seed", "out"):
-        value = getattr(args, flag)
-        if value is not None:
-            overrides.append(f"{flag}={json.dumps(value)}")
-    for flag in ("steps", "bc_steps"):
+    overrides = flag_overrides(args, ("task", "obs", "algo", "teacher", "init_vision", "image_size", "num_envs",
+                                      "seed", "out"), ("shared_embeddings", "wandb"))
+    for flag in ("steps", "bc_steps"):  # counts like 2M or 200k
         if getattr(args, flag) is not None:
             overrides.append(f"{flag}={parse_count(getattr(args, flag), '--' + flag.replace('_', '-'))}")
-    for flag in ("shared_embeddings", "wandb"):
-        if getattr(args, flag):
-            overrides.append(f"{flag}=true")
     cfg = load_config(TrainPolicyConfig, args.config, overrides)
     if args.resume:
         cfg = resumed_config(cfg, args.config, overrides)

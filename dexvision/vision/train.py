@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from dexvision.config import load_config, to_dict
+from dexvision.config import flag_overrides, load_config, to_dict
 from dexvision.datasets.loader import make_loader
 from dexvision.datasets.shards import load_manifest
 from dexvision.errors import UserError, cli
@@ -368,14 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = build_parser().parse_args(argv)
-    overrides = list(args.set)
-    for flag in ("data", "val_data", "arch", "image_size", "batch_size", "steps", "lr", "num_workers", "out"):
-        value = getattr(args, flag)
-        if value is not None:
-            overrides.append(f"{flag}={json.dumps(value)}")
-    for flag in ("compile", "wandb"):
-        if getattr(args, flag):
-            overrides.append(f"{flag}=true")
+    overrides = flag_overrides(args, ("data", "val_data", "arch", "image_size", "batch_size", "steps", "lr",
+                                      "num_workers", "out"), ("compile", "wandb"))
     cfg = load_config(TrainVisionConfig, args.config, overrides)
     if not cfg.data:
         raise UserError("--data is required: a dataset directory made by render-shards")
