@@ -36,7 +36,7 @@ from dexvision.policy.evaluate import run_episodes, summarize_episodes
 from dexvision.policy.loop import Collector, EpisodeStats
 from dexvision.policy.model import ActorCritic, policy_config_for
 from dexvision.policy.ppo import LossConfig, NoiseScale, RewardScaler, bc_loss, compute_gae, ppo_loss, update
-from dexvision.track.run import Run, run_name
+from dexvision.track.run import Run, add_run_flags, run_name
 from dexvision.version import git_sha
 from dexvision.vision.checkpoint import load_checkpoint as load_vision_checkpoint
 from dexvision.vision.encoders import check_arch
@@ -381,9 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-envs", type=int, help="environments per process (default 64)")
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument("--out", help="run directory (default runs/<sha7>-policy-<task>-<obs>-<algo>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline without an API key)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
+    add_run_flags(p)
     return p
 
 

@@ -85,6 +85,14 @@ class Run:
             self._wandb = None
 
 
+def add_run_flags(parser) -> None:
+    """The flags every training command shares: --resume, --wandb and --set overrides."""
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log to Weights & Biases (offline without an API key)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
+
+
 def _init_wandb(run_dir: Path, name: str, config: dict):
     try:
         import wandb  # noqa: PLC0415

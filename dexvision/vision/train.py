@@ -32,7 +32,7 @@ from dexvision.config import flag_overrides, load_config, to_dict
 from dexvision.datasets.loader import make_loader
 from dexvision.datasets.shards import load_manifest
 from dexvision.errors import UserError, cli
-from dexvision.track.run import Run, run_name
+from dexvision.track.run import Run, add_run_flags, run_name
 from dexvision.version import git_sha
 from dexvision.vision.checkpoint import load_checkpoint, save_checkpoint
 from dexvision.vision.encoders import check_arch
@@ -357,10 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
     p.add_argument("--num-workers", type=int, help="data loader processes per trainer (default 2)")
     p.add_argument("--out", help="run directory (default runs/<sha7>-vision-<arch>-<dataset>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline without an API key)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
+    add_run_flags(p)
     return p
 
 
