@@ -37,8 +37,16 @@ def build_policy(ckpt: dict) -> ActorCritic:
     return model.eval()
 
 
-def env_config_of(ckpt: dict) -> EnvConfig:
-    return from_dict(EnvConfig, ckpt["env_config"])
+def env_config_of(ckpt: dict, physics: str | None = None) -> EnvConfig:
+    """The environment a checkpoint was trained on, optionally under another physics profile. Checkpoints
+    from before physics profiles (a `substeps` count of 2 ms steps) ran the reference physics."""
+    data = dict(ckpt["env_config"])
+    if "substeps" in data:
+        data["control_period"] = 0.002 * data.pop("substeps")
+        data.setdefault("physics", "reference")
+    if physics is not None:
+        data["physics"] = physics
+    return from_dict(EnvConfig, data)
 
 
 def load_teacher(path: str | Path, task: str) -> tuple[ActorCritic, dict]:

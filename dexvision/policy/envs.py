@@ -6,10 +6,22 @@ reaching it (within `success_threshold` radians) pays `success_reward` and draws
 new goal. An episode ends after `max_successes` successes, on a drop (hand-block),
 or when a goal is not reached within `goal_timeout` steps. Reward per step: the
 decrease of the rotation distance to the goal, plus the success bonus, minus the
-drop penalty. Actions: each actuator's command range cut into `action_bins` bins.
+drop penalty. Actions: `action_bins` bins per actuator; `absolute` (the default) maps
+them onto the actuator's command range, `relative` moves the current command by up to
+`relative_step` of the range per step (the middle bin holds it), so that a policy that
+still acts at random moves the fingers gradually instead of throwing the block.
 
 Physics is randomized per episode (each environment owns a copy of the model) and
-Gaussian noise is added to the state observations. Observations are one flat dict:
+Gaussian noise is added to the state observations. `EnvConfig.physics` picks the
+scene's physics profile (`fast` for learning, `reference` for fidelity; see
+dexvision.sim.scenes); the control period is the same under both, so a policy
+trained on one can be run on the other. Goals are uniformly random rotations unless
+a curriculum narrows them (`set_goal_max_angle`): then a goal is drawn within that
+angle of the block's current orientation.
+
+An environment's random stream depends only on the seed and its global index:
+`first_env`/`total_envs` make this object one slice of a larger batch (the env
+workers of dexvision.policy.workers), with the same trajectories as the whole. Observations are one flat dict:
 
 - state keys (what the teacher and, always, the value function see): see `state_keys`
 - `goal` (the goal's rotation matrix) and `proprio` (hand: joint positions and the
@@ -26,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import gymnasium as gym
 import mujoco
@@ -33,12 +46,13 @@ import numpy as np
 
 from dexvision.render.renderer import RenderConfig
 from dexvision.sim.physics import PhysicsRandomizer
-from dexvision.sim.rotations import (quat_angle, quat_conjugate, quat_multiply, quat_normalize, quat_to_matrix,
-                                     quat_to_rotvec, random_quat)
+from dexvision.sim.rotations import (axis_angle_to_quat, quat_angle, quat_conjugate, quat_multiply, quat_normalize,
+                                     quat_to_matrix, quat_to_rotvec, random_quat)
 from dexvision.sim.sampler import SamplerConfig, StateSampler
-from dexvision.sim.scenes import BLOCK_REST_POINT, TASKS, load_scene
+from dexvision.sim.scenes import BLOCK_HALF_SIZE, BLOCK_REST_POINT, PHYSICS_PROFILES, TASKS, load_scene
 
 OBS_MODES = ("state", "pixels")
+ACTION_MODES = ("absolute", "relative")
 VELOCITY_SCALE = 0.1  # observed velocities are multiplied by this to keep every input near [-1, 1]
 
 
@@ -47,8 +61,11 @@ class EnvConfig:
     """The block reorientation task. Angles in radians, lengths in metres."""
 
     task: str = "gimbal-block"
-    substeps: int = 20  # physics steps (of the model's 2 ms) per control step: 25 Hz control
+    physics: str = "fast"  # physics profile: fast (learning) or reference (gymnasium-robotics' 2 ms model)
+    control_period: float = 0.04  # seconds per control step (25 Hz), whatever the profile's physics step
     action_bins: int = 11
+    action_mode: str = "absolute"  # absolute: bins span the command range; relative: bins move the command
+    relative_step: float = 0.1  # relative: the largest move per control step, as a fraction of the range
     success_threshold: float = 0.4
     max_successes: int = 50
     goal_timeout: int = 50  # control steps allowed to reach each goal
@@ -62,8 +79,16 @@ class EnvConfig:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"unknown task '{self.task}' (valid: {', '.join(TASKS)})")
-        if self.substeps < 1 or self.action_bins < 2 or self.max_successes < 1 or self.goal_timeout < 1:
-            raise ValueError("substeps, max_successes and goal_timeout must be >= 1, action_bins >= 2")
+        if self.physics not in PHYSICS_PROFILES:
+            raise ValueError(f"unknown physics profile '{self.physics}' (valid: {', '.join(PHYSICS_PROFILES)})")
+        if self.control_period <= 0:
+            raise ValueError("control_period must be > 0")
+        if self.action_mode not in ACTION_MODES:
+            raise ValueError(f"action_mode must be one of {', '.join(ACTION_MODES)}, got {self.action_mode!r}")
+        if not 0 < self.relative_step <= 1:
+            raise ValueError(f"relative_step must be in (0, 1], got {self.relative_step}")
+        if self.action_bins < 2 or self.max_successes < 1 or self.goal_timeout < 1:
+            raise ValueError("max_successes and goal_timeout must be >= 1, action_bins >= 2")
         if not 0 < self.success_threshold < np.pi:
             raise ValueError("success_threshold must be in (0, pi)")
         if self.obs_noise < 0:
@@ -79,6 +104,36 @@ def state_keys(task: str) -> tuple[str, ...]:
 
 
 STUDENT_KEYS = ("proprio", "goal")  # plus the images, through the vision sub-model
+NOISELESS_KEYS = ("goal", "goal_rot")  # what the policy is told, not what it measures
+
+
+def substeps_for(model: mujoco.MjModel, control_period: float) -> int:
+    """Physics steps per control step; the period must be a whole number of the model's steps."""
+    n = control_period / model.opt.timestep
+    if abs(n - round(n)) > 1e-6 or round(n) < 1:
+        raise ValueError(f"control_period {control_period} s is not a whole number of {model.opt.timestep} s "
+                         "physics steps")
+    return int(round(n))
+
+
+def _angle_cdf(angle: np.ndarray | float) -> np.ndarray:
+    """P(rotation angle <= angle) for a uniformly random rotation: (angle - sin angle) / pi."""
+    return (np.asarray(angle) - np.sin(angle)) / math.pi
+
+
+_CDF_GRID = np.linspace(0.0, math.pi, 2049)
+_CDF_VALUES = _angle_cdf(_CDF_GRID)
+
+
+def nearby_goal(block: np.ndarray, rng: np.random.Generator, max_angle: float) -> np.ndarray:
+    """A goal within `max_angle` of the orientation `block`: a uniform rotation conditioned on its angle
+    being at most `max_angle` (so `max_angle = pi` is exactly the uniform distribution)."""
+    if max_angle >= math.pi:
+        return random_quat(rng)
+    axis = rng.normal(size=3)
+    u = rng.random() * _angle_cdf(max_angle)
+    angle = float(np.interp(u, _CDF_VALUES, _CDF_GRID))
+    return quat_normalize(quat_multiply(block, axis_angle_to_quat(axis, angle)))
 
 
 class BlockReorientEnv(gym.vector.VectorEnv):
@@ -86,15 +141,22 @@ class BlockReorientEnv(gym.vector.VectorEnv):
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
-    def __init__(self, cfg: EnvConfig, num_envs: int, obs: str = "state", render_workers: int = 0):
+    def __init__(self, cfg: EnvConfig, num_envs: int, obs: str = "state", render_workers: int = 0,
+                 first_env: int = 0, total_envs: int | None = None):
         if obs not in OBS_MODES:
             raise ValueError(f"obs must be one of {', '.join(OBS_MODES)}, got {obs!r}")
         if num_envs < 1:
             raise ValueError("num_envs must be >= 1")
-        self.cfg, self.num_envs, self.obs_mode = cfg, num_envs, obs
-        self.scene = load_scene(cfg.task)
-        self.sampler = StateSampler(load_scene(cfg.task), cfg.sampler)
+        self.total_envs = total_envs or num_envs
+        if not 0 <= first_env <= self.total_envs - num_envs:
+            raise ValueError(f"environments {first_env}..{first_env + num_envs - 1} are not within {self.total_envs}")
+        self.cfg, self.num_envs, self.obs_mode, self.first_env = cfg, num_envs, obs, first_env
+        self.scene = load_scene(cfg.task, cfg.physics)
+        # resets draw states settled under the same physics the episode then runs
+        self.sampler = StateSampler(load_scene(cfg.task, cfg.physics), cfg.sampler)
         base = self.scene.model
+        self.substeps = substeps_for(base, cfg.control_period)
+        self.goal_max_angle = math.pi  # the full task; a curriculum narrows it
         self.models = [copy.deepcopy(base) for _ in range(num_envs)]
         self.datas = [mujoco.MjData(m) for m in self.models]
         self.physics = [PhysicsRandomizer(m, self.scene.block_body) for m in self.models]
@@ -113,8 +175,19 @@ class BlockReorientEnv(gym.vector.VectorEnv):
 
             self._renderer = RenderPool(cfg.task, cfg.render, render_workers)
         self._define_spaces()
-        self._rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(0).spawn(num_envs)]
+        self._seed_rngs(0)
         self._allocate()
+
+    def _seed_rngs(self, seed: int) -> None:
+        """One generator per environment, by its global index: a slice draws what the whole batch would."""
+        seqs = np.random.SeedSequence(seed).spawn(self.total_envs)[self.first_env:self.first_env + self.num_envs]
+        self._rngs = [np.random.default_rng(s) for s in seqs]
+
+    def set_goal_max_angle(self, angle: float) -> None:
+        """Draw later goals within `angle` radians of the block's orientation (pi: the full task)."""
+        if not 0 < angle:
+            raise ValueError(f"goal max angle must be > 0, got {angle}")
+        self.goal_max_angle = min(float(angle), math.pi)
 
     # -- spaces and buffers -------------------------------------------------------------
     def obs_dims(self) -> dict[str, int]:
@@ -138,7 +211,8 @@ class BlockReorientEnv(gym.vector.VectorEnv):
     def _allocate(self) -> None:
         n = self.num_envs
         self.goal = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
-        self.prev_action = np.zeros((n, self.nu))
+        self.prev_action = np.zeros((n, self.nu))  # the commands in force, scaled to [-1, 1]
+        self.targets = np.zeros((n, self.nu))  # the commands in force
         self.prev_dist = np.zeros(n)
         self.successes = np.zeros(n, dtype=int)
         self.goal_steps = np.zeros(n, dtype=int)
@@ -153,9 +227,16 @@ class BlockReorientEnv(gym.vector.VectorEnv):
             return q[self._qadr:self._qadr + 3].copy(), q[self._qadr + 3:self._qadr + 7].copy()
         return self._block_body_pos.copy(), q[self._qadr:self._qadr + 4].copy()
 
-    def _poses(self) -> tuple[np.ndarray, np.ndarray]:
-        poses = [self.block_pose(i) for i in range(self.num_envs)]
-        return np.array([p for p, _ in poses]), quat_normalize(np.array([q for _, q in poses]))
+    def _poses(self, qpos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Block positions and orientations of every environment, from `qpos` rows (or the simulations)."""
+        q = np.stack([d.qpos for d in self.datas]) if qpos is None else qpos
+        a = self._qadr
+        if self._free_block:
+            return q[:, a:a + 3].copy(), quat_normalize(q[:, a + 3:a + 7])
+        return np.tile(self._block_body_pos, (len(q), 1)), quat_normalize(q[:, a:a + 4])
+
+    def _new_goal(self, i: int) -> np.ndarray:
+        return nearby_goal(self.block_pose(i)[1], self._rngs[i], self.goal_max_angle)
 
     def _distance(self, quat: np.ndarray) -> np.ndarray:
         return quat_angle(quat, self.goal)
@@ -168,12 +249,11 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         d = self.datas[i]
         mujoco.mj_resetData(self.models[i], d)
         d.qpos[:], d.qvel[:] = state.qpos, state.qvel
-        if self.scene.task == "hand-block":
-            # hold the sampled finger pose: the sampler's servo targets for the state it returned
-            d.ctrl[:] = np.clip(self.sampler.data.ctrl, *self.models[i].actuator_ctrlrange.T)
+        d.ctrl[:] = state.ctrl  # hand: the servo targets that hold the sampled finger pose
         mujoco.mj_forward(self.models[i], d)
-        self.goal[i] = random_quat(rng)
-        self.prev_action[i] = 0.0
+        self.goal[i] = self._new_goal(i)
+        self.targets[i] = state.ctrl
+        self.prev_action[i] = 2.0 * (state.ctrl - self._ctrl_low) / self._ctrl_span - 1.0
         self.successes[i] = self.goal_steps[i] = self.episode_length[i] = 0
         self.episode_return[i] = 0.0
         self.prev_dist[i] = quat_angle(self.block_pose(i)[1], self.goal[i])
@@ -185,7 +265,7 @@ class BlockReorientEnv(gym.vector.VectorEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         """Reset every environment; `seed` makes the whole batch (and what follows) reproducible."""
         if seed is not None:
-            self._rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(self.num_envs)]
+            self._seed_rngs(seed)
         for i in range(self.num_envs):
             self._reset_env(i)
         return self._observe(np.ones(self.num_envs, bool)), {}
@@ -194,12 +274,17 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs, self.nu):
             raise ValueError(f"actions must have shape {(self.num_envs, self.nu)}, got {actions.shape}")
-        ctrl = self._ctrl_low + self._ctrl_span * (actions / (self.cfg.action_bins - 1))
+        unit = actions / (self.cfg.action_bins - 1)  # [0, 1]
+        if self.cfg.action_mode == "absolute":
+            self.targets = self._ctrl_low + self._ctrl_span * unit
+        else:
+            moved = self.targets + (2.0 * unit - 1.0) * self.cfg.relative_step * self._ctrl_span
+            self.targets = np.clip(moved, self._ctrl_low, self._ctrl_low + self._ctrl_span)
         for i in range(self.num_envs):
             d = self.datas[i]
-            d.ctrl[:] = ctrl[i]
-            mujoco.mj_step(self.models[i], d, nstep=self.cfg.substeps)
-        self.prev_action = 2.0 * actions / (self.cfg.action_bins - 1) - 1.0
+            d.ctrl[:] = self.targets[i]
+            mujoco.mj_step(self.models[i], d, nstep=self.substeps)
+        self.prev_action = 2.0 * (self.targets - self._ctrl_low) / self._ctrl_span - 1.0
         pos, quat = self._poses()
         dist = self._distance(quat)
         reward = self.prev_dist - dist
@@ -210,7 +295,7 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         self.successes += success
         self.goal_steps = np.where(success, 0, self.goal_steps + 1)
         for i in np.flatnonzero(success):
-            self.goal[i] = random_quat(self._rngs[i])
+            self.goal[i] = self._new_goal(i)
         self.prev_dist = self._distance(quat)
         self.episode_return += reward
         self.episode_length += 1
@@ -225,21 +310,26 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         return self._observe(done), reward.astype(np.float32), terminated, truncated, info
 
     # -- observations -------------------------------------------------------------------
-    def _noisy(self, x: np.ndarray) -> np.ndarray:
-        if self.cfg.obs_noise == 0:
-            return x.astype(np.float32)
-        noise = np.stack([r.normal(0.0, self.cfg.obs_noise, x.shape[1:]) for r in self._rngs])
-        return (x + noise).astype(np.float32)
+    def _noisy(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The observations as float32, with Gaussian noise on the measured ones (one draw per environment)."""
+        keys = [k for k in self.obs_dims() if k not in NOISELESS_KEYS]
+        out = {k: obs[k].astype(np.float32) for k in self.obs_dims() if k in NOISELESS_KEYS}
+        flat = np.concatenate([obs[k] for k in keys], axis=1)
+        if self.cfg.obs_noise:
+            flat = flat + np.stack([r.normal(0.0, self.cfg.obs_noise, flat.shape[1]) for r in self._rngs])
+        ends = np.cumsum([obs[k].shape[1] for k in keys])
+        out.update(zip(keys, np.split(flat.astype(np.float32), ends[:-1], axis=1)))
+        return out
 
     def _observe(self, new_episode: np.ndarray) -> dict[str, np.ndarray]:
         n = self.num_envs
-        pos, quat = self._poses()
+        qpos = np.stack([d.qpos for d in self.datas])
+        qvel = np.stack([d.qvel for d in self.datas])
+        pos, quat = self._poses(qpos)
         block_rot = quat_to_matrix(quat)
         goal_rot = quat_to_matrix(self.goal)
         # The goal seen from the block's own frame: the gimbal's motors act in that frame.
         relative = quat_to_rotvec(quat_multiply(quat_conjugate(quat), self.goal))
-        qvel = np.array([d.qvel for d in self.datas])
-        qpos = np.array([d.qpos for d in self.datas])
         v = self._vadr
         angvel = qvel[:, v + 3:v + 6] if self._free_block else qvel[:, v:v + 3]
         obs = {
@@ -250,10 +340,9 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         joint_pos = qpos[:, self._hand_q]
         if self.scene.task == "hand-block":
             obs.update(joint_pos=joint_pos, joint_vel=VELOCITY_SCALE * qvel[:, self._hand_v],
-                       block_pos=(pos - BLOCK_REST_POINT) / 0.05, block_linvel=qvel[:, v:v + 3])
+                       block_pos=(pos - BLOCK_REST_POINT) / (2 * BLOCK_HALF_SIZE), block_linvel=qvel[:, v:v + 3])
         obs["proprio"] = np.concatenate([self.prev_action, joint_pos], axis=1)
-        out = {k: (self._noisy(obs[k]) if k not in ("goal", "goal_rot") else obs[k].astype(np.float32))
-               for k in self.obs_dims()}
+        out = self._noisy(obs)
         if self._renderer is not None:
             out["images"] = self._renderer.render(qpos, self.render_params, new_episode)
         return out

@@ -2,10 +2,14 @@
 
     evaluate-policy --checkpoint runs/gimbal-teacher/checkpoint.pt --episodes 20
     evaluate-policy --checkpoint runs/gimbal-student/checkpoint.pt --episodes 10 --out eval.json
+    evaluate-policy --checkpoint runs/hand-teacher/checkpoint.pt --physics reference   # fidelity check
 
 Each of up to 32 parallel environments plays its share of the episodes to the end
 (so short, failed episodes do not crowd out long, successful ones); actions are the
-policy's most likely ones unless --sample. Prints and writes the mean and median.
+policy's most likely ones unless --sample. Goals are always the full task's (no
+curriculum). `--physics` runs the policy under another physics profile than the one it
+was trained on (a policy learned on the fast hand should keep most of its successes on
+the reference hand). Prints and writes the mean and median.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from tqdm import tqdm
 from dexvision.errors import UserError, cli
 from dexvision.policy.checkpoint import build_policy, env_config_of, load_policy_checkpoint
 from dexvision.policy.envs import BlockReorientEnv
+from dexvision.policy.workers import make_env, resolve_env_workers
+from dexvision.sim.scenes import check_physics
 
 MAX_PARALLEL = 32
 
@@ -70,22 +76,28 @@ def summarize_episodes(results: list[dict]) -> dict:
 
 
 def evaluate_checkpoint(path: str | Path, episodes: int, *, greedy: bool = True, seed: int = 12345,
-                        render_workers: int = -1, progress: bool = True) -> dict:
+                        render_workers: int = -1, env_workers: int = -1, physics: str | None = None,
+                        progress: bool = True) -> dict:
+    if physics is not None:
+        check_physics(physics)
     ckpt = load_policy_checkpoint(path)
     if render_workers < 0:
         render_workers = torch.get_num_threads() if ckpt["obs"] == "pixels" else 0
+    n = min(episodes, MAX_PARALLEL)
+    env_workers = resolve_env_workers(env_workers, ckpt["obs"], n)
     model = build_policy(ckpt)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
-    env = BlockReorientEnv(env_config_of(ckpt), min(episodes, MAX_PARALLEL), obs=ckpt["obs"],
-                           render_workers=render_workers)
+    env_cfg = env_config_of(ckpt, physics)
+    env = make_env(env_cfg, n, ckpt["obs"], env_workers, render_workers)
     start = time.perf_counter()
     try:
         results = run_episodes(model, env, episodes, seed=seed, greedy=greedy, device=device, progress=progress)
     finally:
         env.close()
     summary = summarize_episodes(results)
-    summary.update(checkpoint=str(path), task=ckpt["task"], obs=ckpt["obs"], greedy=greedy, seed=seed,
+    summary.update(checkpoint=str(path), task=ckpt["task"], obs=ckpt["obs"], physics=env_cfg.physics,
+                   trained_physics=env_config_of(ckpt).physics, greedy=greedy, seed=seed,
                    frames_trained=ckpt["frames"], wall_time_s=time.perf_counter() - start,
                    successes=[r["successes"] for r in results])
     return summary
@@ -99,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes")
     p.add_argument("--render-workers", type=int, default=-1,
                    help="processes rendering pixel observations (default: one per core; 0: in this process)")
+    p.add_argument("--physics", help="physics profile to run under: fast or reference (default: the trained one)")
+    p.add_argument("--env-workers", type=int, default=-1,
+                   help="processes stepping the environments (default: one per core for state, none for pixels)")
     p.add_argument("--out", help="also write the summary to this JSON file")
     return p
 
@@ -110,12 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes < 1:
         raise UserError("--episodes must be >= 1")
     summary = evaluate_checkpoint(args.checkpoint, args.episodes, greedy=not args.sample, seed=args.seed,
-                                  render_workers=args.render_workers)
+                                  render_workers=args.render_workers, env_workers=args.env_workers,
+                                  physics=args.physics)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(summary, indent=1) + "\n")
     mean, median = summary["mean_successes"], summary["median_successes"]
-    print(f"{summary['task']} {summary['obs']} policy, {summary['episodes']} episodes: successes per episode "
+    print(f"{summary['task']} {summary['obs']} policy ({summary['physics']} physics), {summary['episodes']} "
+          f"episodes: successes per episode "
           f"mean {mean:.1f}, median {median:g} (min {summary['min_successes']}, max {summary['max_successes']}); "
           f"drop rate {summary['drop_rate']:.0%}")
     return 0

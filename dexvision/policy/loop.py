@@ -27,12 +27,19 @@ class EpisodeStats:
         self.successes: collections.deque = collections.deque(maxlen=window)
         self.returns: collections.deque = collections.deque(maxlen=window)
         self.total = 0
+        self.unread: list[int] = []  # successes of episodes finished since the last `take_finished`
 
     def add(self, info: dict) -> None:
         for i in np.flatnonzero(info["done_mask"]):
             self.successes.append(int(info["episode_successes"][i]))
             self.returns.append(float(info["episode_return"][i]))
+            self.unread.append(int(info["episode_successes"][i]))
             self.total += 1
+
+    def take_finished(self) -> list[int]:
+        """Successes of the episodes finished since the last call (for the curriculum)."""
+        out, self.unread = self.unread, []
+        return out
 
     def metrics(self) -> dict[str, float]:
         if not self.successes:

@@ -31,11 +31,13 @@ from dexvision.config import (apply_override, deep_update, flag_overrides, from_
 from dexvision.datasets.format import parse_count
 from dexvision.errors import UserError, cli
 from dexvision.policy.checkpoint import load_policy_checkpoint, load_teacher, save_policy
-from dexvision.policy.envs import OBS_MODES, BlockReorientEnv, EnvConfig, state_keys
+from dexvision.policy.curriculum import Curriculum, CurriculumConfig
+from dexvision.policy.envs import OBS_MODES, EnvConfig, state_keys
 from dexvision.policy.evaluate import run_episodes, summarize_episodes
 from dexvision.policy.loop import Collector, EpisodeStats
 from dexvision.policy.model import ActorCritic, policy_config_for
 from dexvision.policy.ppo import LossConfig, NoiseScale, RewardScaler, bc_loss, compute_gae, ppo_loss, update
+from dexvision.policy.workers import make_env, resolve_env_workers
 from dexvision.track.run import Run, add_run_flags, run_name
 from dexvision.version import git_sha
 from dexvision.vision.checkpoint import load_checkpoint as load_vision_checkpoint
@@ -76,6 +78,7 @@ class TrainPolicyConfig:
     teacher: str = ""  # state policy checkpoint (bc, bc+ppo)
     init_vision: str = ""  # train-vision checkpoint whose weights start the vision sub-model
     render_workers: int = -1  # pixel observations: rendering processes (-1: one per core, 0: in process)
+    env_workers: int = -1  # processes stepping the environments (-1: one per core for state, none for pixels)
     seed: int = 0
     out: str = ""
     wandb: bool = False
@@ -85,6 +88,7 @@ class TrainPolicyConfig:
     eval_episodes: int = 10
     time_limit_min: float = 0.0  # stop (evaluate, checkpoint) after this long; 0: no limit
     env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    curriculum: CurriculumConfig = dataclasses.field(default_factory=CurriculumConfig)
 
     def __post_init__(self):
         if self.obs not in OBS_MODES:
@@ -159,8 +163,10 @@ class PolicyTrainer:
         self.env_cfg = env_cfg
         workers = cfg.render_workers if cfg.render_workers >= 0 else (torch.get_num_threads() if cfg.obs == "pixels"
                                                                        else 0)
-        self.env = BlockReorientEnv(env_cfg, cfg.num_envs, obs=cfg.obs, render_workers=workers)
+        self.env_workers = resolve_env_workers(cfg.env_workers, cfg.obs, cfg.num_envs)
+        self.env = make_env(env_cfg, cfg.num_envs, cfg.obs, self.env_workers, workers)
         self.render_workers = workers
+        self.curriculum = Curriculum(cfg.curriculum)
         vision, vision_weights = _vision_config(cfg, env_cfg.render.randomization.cameras.count)
         self.policy_cfg = policy_config_for(self.env, cfg.obs, state_keys(cfg.task), vision,
                                             embed_dim=cfg.embed_dim, lstm_hidden=cfg.lstm_hidden,
@@ -184,6 +190,7 @@ class PolicyTrainer:
         self.elapsed = 0.0  # training seconds before this process (restored on resume)
         if resume:
             self._restore()
+        self.env.set_goal_max_angle(self.curriculum.max_angle)
         self._start = time.perf_counter() - self.elapsed
         # feature epochs leave the vision sub-model without gradients: DDP must expect unused parameters
         ddp = (torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=cfg.obs == "pixels")
@@ -218,24 +225,26 @@ class PolicyTrainer:
         self.elapsed = ckpt.get("wall_time_s", 0.0)
         if "reward_scaler" in ckpt:
             self.reward_scaler.load_state_dict(ckpt["reward_scaler"])
+        if "curriculum" in ckpt:
+            self.curriculum.load_state_dict(ckpt["curriculum"])
 
     def checkpoint(self, metrics: dict | None = None) -> None:
         if self.rank == 0:
             save_policy(self.ckpt_path, {
                 "task": self.cfg.task, "obs": self.cfg.obs, "policy_config": dataclasses.asdict(self.policy_cfg),
-                "env_config": to_dict(self.env_cfg), "model": self.model.state_dict(),
+                "env_config": to_dict(self.env_cfg), "physics": self.env_cfg.physics, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "frames": self.frames, "iteration": self.iteration,
                 "optimizer_steps": self.optimizer_steps, "wall_time_s": time.perf_counter() - self._start,
-                "reward_scaler": self.reward_scaler.state_dict(),
+                "reward_scaler": self.reward_scaler.state_dict(), "curriculum": self.curriculum.state_dict(),
                 "config": to_dict(self.cfg), "git_sha": git_sha(),
                 "run_name": self.tracker.name, "metrics": metrics or {},
             })
         barrier(self.world)
 
     def evaluate(self) -> dict:
-        """Greedy episodes on fresh environments (rank 0 only)."""
-        env = BlockReorientEnv(self.env_cfg, min(self.cfg.eval_episodes, 32), obs=self.cfg.obs,
-                               render_workers=self.render_workers)
+        """Greedy episodes of the full task (no curriculum) on fresh environments (rank 0 only)."""
+        n = min(self.cfg.eval_episodes, 32)
+        env = make_env(self.env_cfg, n, self.cfg.obs, min(self.env_workers, n), self.render_workers)
         try:
             self.model.eval()
             results = run_episodes(self.model, env, self.cfg.eval_episodes, device=self.device)
@@ -250,6 +259,8 @@ class PolicyTrainer:
         phase = "bc" if self.frames < self.bc_frames else "ppo"
         t0 = time.perf_counter()
         rollout, next_value = self.collector.collect(self.stats, label=phase == "bc")
+        if self.curriculum.update(self.stats.take_finished()):
+            self.env.set_goal_max_angle(self.curriculum.max_angle)
         t1 = time.perf_counter()
         if phase == "bc":
             extra, loss_fn = {}, bc_loss
@@ -274,7 +285,7 @@ class PolicyTrainer:
         metrics.update({
             "charts/frames": self.frames, "charts/iterations": self.iteration,
             "charts/optimizer_steps": self.optimizer_steps, "charts/mean_reward": float(rollout.rewards.mean()),
-            "charts/phase_is_bc": float(phase == "bc"),
+            "charts/phase_is_bc": float(phase == "bc"), "charts/goal_max_angle": self.curriculum.max_angle,
             "perf/env_steps_per_s": new_frames / max(t1 - t0, 1e-9), "perf/frames_per_s": new_frames / (t2 - t0),
             "perf/collect_fraction": (t1 - t0) / (t2 - t0),
         })
@@ -334,6 +345,8 @@ class PolicyTrainer:
             "optimizer_steps": self.optimizer_steps, "wall_time_s": wall, "stopped_by_time_limit": stopped_early,
             "frames_per_s": self.frames / wall if wall > 0 else 0.0, "evaluation": final,
             "train_episodes": self.stats.total, "world_size": self.world, "git_sha": git_sha(),
+            "physics": self.env_cfg.physics, "env_workers": self.env_workers,
+            "curriculum": self.curriculum.state_dict(),
             "checkpoint": str(self.ckpt_path), "last_metrics": metrics,
         }
         if self.rank == 0:
@@ -379,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared-embeddings", action="store_true", help="value network reuses the policy's embeddings")
     p.add_argument("--image-size", type=int, help="rendered image size for --obs pixels (default 64)")
     p.add_argument("--num-envs", type=int, help="environments per process (default 64)")
+    p.add_argument("--env-workers", type=int,
+                   help="processes stepping the environments (default: one per core for state, none for pixels)")
+    p.add_argument("--physics", help="hand physics profile: fast (default) or reference")
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument("--out", help="run directory (default runs/<sha7>-policy-<task>-<obs>-<algo>)")
     add_run_flags(p)
@@ -390,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = build_parser().parse_args(argv)
     overrides = flag_overrides(args, ("task", "obs", "algo", "teacher", "init_vision", "image_size", "num_envs",
-                                      "seed", "out"), ("shared_embeddings", "wandb"))
+                                      "env_workers", "seed", "out"), ("shared_embeddings", "wandb"))
+    if args.physics is not None:
+        overrides.append(f"env.physics={args.physics}")
     for flag in ("steps", "bc_steps"):  # counts like 2M or 200k
         if getattr(args, flag) is not None:
             overrides.append(f"{flag}={parse_count(getattr(args, flag), '--' + flag.replace('_', '-'))}")

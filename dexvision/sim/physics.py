@@ -59,6 +59,7 @@ class PhysicsRandomizer:
 
     def __init__(self, model: mujoco.MjModel, block_body: str):
         self.model = model
+        self._scratch = mujoco.MjData(model)  # for mj_setConst
         self.block_id = model.body(block_body).id
         self.nominal = {
             "geom_friction": model.geom_friction.copy(),
@@ -84,6 +85,10 @@ class PhysicsRandomizer:
         m.actuator_gainprm[:, 0] *= params["actuator_gain_scale"]
         m.actuator_biasprm[:, 1] *= params["actuator_gain_scale"]
         m.opt.gravity[:] = params["gravity"]
+        # Quantities MuJoCo derives from masses at compile time (body_invweight0, which scales contact
+        # softness, among them) must follow the new masses: without this a light block at a 10 ms step
+        # made the contact solver blow up (QACC warnings, blocks thrown off the hand).
+        mujoco.mj_setConst(m, self._scratch)
 
     def reset(self) -> None:
         self.apply({"friction_scale": 1.0, "block_mass_scale": 1.0, "damping_scale": 1.0,

@@ -45,6 +45,7 @@ class SamplerConfig:
     settle_time: float = 0.4  # physics time simulated before the first settledness check
     max_settle_time: float = 1.5  # give up (reject) when not settled by then
     settle_speed: float = 0.02  # block speed (m/s) below which it counts as settled
+    fall_depth: float = 0.05  # a block this far below the rest point has fallen off: rejected at once
     max_attempts: int = 100  # rejected draws allowed for one sample before giving up
     gimbal_max_angvel: float = 3.0  # rad/s, per-axis uniform range of the gimbal's angular velocity
     physics: PhysicsRandomization = dataclasses.field(default_factory=PhysicsRandomization)
@@ -54,6 +55,8 @@ class SamplerConfig:
             raise ValueError("need 0 < settle_time <= max_settle_time")
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
+        if self.fall_depth <= 0:
+            raise ValueError("fall_depth must be > 0")
         if self.finger_spread < 0 or self.wrist_spread < 0 or self.drop_xy_jitter < 0:
             raise ValueError("spreads and jitter must be >= 0")
 
@@ -67,6 +70,7 @@ class SimState:
     qvel: np.ndarray
     physics: dict
     attempts: int = 1
+    ctrl: np.ndarray | None = None  # the actuators' commands that hold the state (hand: servo targets)
 
     def to_dict(self) -> dict:
         return {"task": self.task, "qpos": self.qpos.tolist(), "qvel": self.qvel.tolist(),
@@ -126,7 +130,7 @@ class StateSampler:
         w = self.cfg.gimbal_max_angvel
         qvel = rng.uniform(-w, w, 3)
         self.accepted += 1
-        return SimState(self.scene.task, qpos, qvel, physics)
+        return SimState(self.scene.task, qpos, qvel, physics, ctrl=np.zeros(self.model.nu))
 
     def _hand_joint_draw(self, rng: np.random.Generator) -> np.ndarray:
         qpos = self.model.qpos0.copy()
@@ -156,14 +160,15 @@ class StateSampler:
         mujoco.mj_step(m, d, nstep=n_first)
         steps = n_first
         chunk = max(1, int(round(0.05 / m.opt.timestep)))
+        floor = self.scene.look_at[2] - cfg.fall_depth
         while np.linalg.norm(d.qvel[self._block_vadr:self._block_vadr + 3]) > cfg.settle_speed:
-            if steps >= n_max:
+            if steps >= n_max or d.qpos[a + 2] < floor:
                 return None
             mujoco.mj_step(m, d, nstep=chunk)
             steps += chunk
         if not self._block_on_hand():
             return None
-        return SimState(self.scene.task, d.qpos.copy(), d.qvel.copy(), physics)
+        return SimState(self.scene.task, d.qpos.copy(), d.qvel.copy(), physics, ctrl=d.ctrl.copy())
 
     def _block_on_hand(self) -> bool:
         """True when the block touches the hand and nothing else (not the floor)."""

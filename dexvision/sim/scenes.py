@@ -24,6 +24,7 @@ from dexvision.errors import UserError
 from dexvision.sim.rotations import quat_normalize
 
 TASKS = ("hand-block", "gimbal-block")
+PHYSICS_PROFILES = ("reference", "fast")
 
 # Where the block comes to rest on the palm of the nominal cupped hand pose (world
 # frame, metres): measured by settling the nominal state (see tests/test_sim.py).
@@ -55,6 +56,7 @@ class Scene:
 
     task: str
     model: mujoco.MjModel
+    physics: str = "reference"  # the physics profile the model was built with (see PHYSICS_PROFILES)
     block_body: str = "object"
     block_geom: str = "object"
     floor_geom: str = "floor0"
@@ -73,17 +75,36 @@ class Scene:
         return {i for i in range(self.model.ngeom) if i not in skip}
 
 
-def _build_hand_block() -> Scene:
+# The fast hand for learning, chosen by measurement (benchmarks/hand_physics.py, BENCHMARKS.md): a 10 ms
+# physics step (5x the reference's 2 ms) with the implicitfast integrator, which stays stable at that step
+# where the reference's semi-implicit Euler needs 2 ms; Newton's solver capped at 10 iterations and 10
+# line-search steps (it converges in about 5 on this model). Collision: the asset already collides through
+# capsules and boxes (only the forearm, far from the block, is a mesh) and lists its finger-finger contacts
+# as explicit pairs; what is left to cut is the floor, which the policy never needs (a block below
+# EnvConfig.drop_height ends the episode long before it could land): it stays visible but collides with
+# nothing. Joint friction, torsional friction (condim 4 fingertips) and the tendon couplings are kept:
+# they shape the grasp. Visual geometry is untouched: renders and datasets look the same either way.
+FAST_HAND = {"timestep": 0.01, "integrator": mujoco.mjtIntegrator.mjINT_IMPLICITFAST, "iterations": 10,
+             "ls_iterations": 10}
+FAST_HAND_NO_COLLISION = ("floor0",)
+
+
+def _build_hand_block(physics: str) -> Scene:
     spec = mujoco.MjSpec.from_file(str(assets_dir() / "hand" / "manipulate_block.xml"))
     spec.delete(spec.body("target"))
     spec.delete(spec.geom("object_hidden"))
     model = spec.compile()
+    if physics == "fast":
+        for name, value in FAST_HAND.items():
+            setattr(model.opt, name, value)
+        for name in FAST_HAND_NO_COLLISION:
+            model.geom_contype[model.geom(name).id] = model.geom_conaffinity[model.geom(name).id] = 0
     hand_joints = tuple(
         model.joint(i).name
         for i in range(model.njnt)
         if model.joint(i).name.startswith("robot0:")
     )
-    return Scene(task="hand-block", model=model, hand_joints=hand_joints)
+    return Scene(task="hand-block", model=model, physics=physics, hand_joints=hand_joints)
 
 
 def _gimbal_xml() -> str:
@@ -123,9 +144,10 @@ def _gimbal_xml() -> str:
 """
 
 
-def _build_gimbal_block() -> Scene:
+def _build_gimbal_block(physics: str) -> Scene:
+    """Both profiles are the same model: one ball joint is cheap at the reference's 2 ms."""
     model = mujoco.MjModel.from_xml_string(_gimbal_xml())
-    return Scene(task="gimbal-block", model=model)
+    return Scene(task="gimbal-block", model=model, physics=physics)
 
 
 _BUILDERS = {"hand-block": _build_hand_block, "gimbal-block": _build_gimbal_block}
@@ -137,6 +159,15 @@ def check_task(task: str) -> str:
     return task
 
 
-def load_scene(task: str) -> Scene:
-    """A fresh Scene for `task` (each call compiles its own model: safe to mutate)."""
-    return _BUILDERS[check_task(task)]()
+def check_physics(physics: str) -> str:
+    if physics not in PHYSICS_PROFILES:
+        raise UserError(f"unknown physics profile '{physics}' (valid: {', '.join(PHYSICS_PROFILES)})")
+    return physics
+
+
+def load_scene(task: str, physics: str = "reference") -> Scene:
+    """A fresh Scene for `task` under a physics profile (each call compiles its own model: safe to mutate).
+
+    `reference` is gymnasium-robotics' model as it is (2 ms steps); `fast` is the hand for learning
+    (FAST_HAND). Rendering and datasets use `reference`."""
+    return _BUILDERS[check_task(task)](check_physics(physics))
