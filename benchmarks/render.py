@@ -26,7 +26,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
 
-import dexvision.render  # noqa: E402,F401 - configures headless GL
 from dexvision.config import load_config  # noqa: E402
 from dexvision.render.randomization import sample_params  # noqa: E402
 from dexvision.render.renderer import Renderer  # noqa: E402

@@ -183,13 +183,15 @@ def deep_update(base: dict, new: dict) -> None:
             base[key] = value
 
 
-def flag_overrides(args: Any, values: tuple[str, ...], switches: tuple[str, ...] = ()) -> list[str]:
+def flag_overrides(args: Any, values: tuple[str, ...] | dict[str, str], switches: tuple[str, ...] = ()) -> list[str]:
     """A command's overrides: its `--set` ones, then `field=value` for each of the flags `values` that was
-    given and `field=true` for each of the `switches` that was set (argparse dest names = field names)."""
+    given and `field=true` for each of the `switches` that was set. `values` names the flags by their
+    argparse dest, which is the field's name, or maps each dest to its (dotted) field."""
     overrides = list(getattr(args, "set", None) or [])
-    for flag in values:
+    fields = values if isinstance(values, dict) else {flag: flag for flag in values}
+    for flag, field in fields.items():
         value = getattr(args, flag)
         if value is not None:
-            overrides.append(f"{flag}={json.dumps(value)}")
+            overrides.append(f"{field}={json.dumps(value)}")
     overrides += [f"{flag}=true" for flag in switches if getattr(args, flag)]
     return overrides

@@ -9,7 +9,6 @@ import pytest
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import dexvision.render  # noqa: E402,F401 - configures headless GL before pyrender loads
 from dexvision.config import load_config  # noqa: E402
 from dexvision.render.sample import DataConfig, SampleGenerator  # noqa: E402
 from dexvision.sim.scenes import load_scene  # noqa: E402

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -134,26 +133,47 @@ def test_partial_and_unrecorded_shards_do_not_count(dataset, tmp_path):
     assert shas(out) == shas(dataset)
 
 
+# Run render-shards so that it kills itself with SIGKILL halfway through writing its third shard: a
+# deterministic kill -9 mid-write (no polling for files, no time limit to race).
+_KILL_MID_THIRD_SHARD = """
+import os, signal, sys
+from dexvision.datasets import render_shards
+real, calls = render_shards.write_shard, []
+
+def write_shard(path, samples):
+    calls.append(path)
+    if len(calls) < 3:
+        return real(path, samples)
+    def until_killed():
+        for i, sample in enumerate(samples):
+            if i == 5:
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield sample
+    return real(path, until_killed())
+
+render_shards.write_shard = write_shard
+sys.exit(render_shards.main(sys.argv[1:]))
+"""
+
+
 def test_kill_9_mid_run_then_resume(dataset, tmp_path):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "dexvision.datasets.render_shards", "--n", "400", "--shard-size", "10",
-           "--out", str(out), "--workers", "1", *SMALL]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / shards.RECORDS).glob("*.json"))) < 2:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    cmd = [sys.executable, "-c", _KILL_MID_THIRD_SHARD, "--n", "60", "--shard-size", "10", "--out", str(out),
+           "--workers", "1", *SMALL]
+    res = subprocess.run(cmd, capture_output=True, timeout=300)
+    assert res.returncode == -signal.SIGKILL
+    assert list(out.glob(".shard-000002.tar.tmp-*"))  # the third shard was cut off mid-write
     spec = shards.load_manifest(out)[1]
     done = shards.read_records(out, spec)
-    assert 2 <= len(done) < spec.num_shards
+    assert sorted(done) == [0, 1]
     # Every shard that counts is whole: its checksum matches its record.
     for sid, record in done.items():
         assert hashlib.sha256((out / f"shard-{sid:06d}.tar").read_bytes()).hexdigest() == record["sha256"]
-    assert render(out, n=400, shard_size=10) == 0
+    assert render(out, n=60, shard_size=10) == 0
     assert verify.main([str(out), "--workers", "1"]) == 0
+    assert not list(out.glob(".*.tmp-*"))
     fresh = tmp_path / "fresh"
-    assert render(fresh, n=400, shard_size=10) == 0
+    assert render(fresh, n=60, shard_size=10) == 0
     assert shas(out) == shas(fresh)
 
 

@@ -122,3 +122,53 @@ def test_physics_ranges_are_validated():
         PhysicsRandomization(friction_scale=(0.0, 1.0))
     off = sample_physics(PhysicsRandomization(enabled=False), np.random.default_rng(0))
     assert off["friction_scale"] == 1.0 and off["gravity"] == [0.0, 0.0, -9.81]
+
+
+# -- physics profiles -----------------------------------------------------------------------
+@pytest.mark.parametrize("physics", ["reference", "fast"])
+def test_both_profiles_hold_a_settled_state_for_two_seconds(physics):
+    scene = load_scene("hand-block", physics)
+    sampler = StateSampler(load_scene("hand-block", physics), SamplerConfig())
+    m, d = scene.model, mujoco.MjData(scene.model)
+    rng = np.random.default_rng(1)
+    drifts = []
+    for _ in range(4):
+        state = sampler.sample(rng)
+        mujoco.mj_resetData(m, d)
+        d.qpos[:], d.qvel[:], d.ctrl[:] = state.qpos, state.qvel, state.ctrl  # the hold action
+        mujoco.mj_forward(m, d)
+        start = d.body("object").xpos.copy()
+        mujoco.mj_step(m, d, nstep=int(round(2.0 / m.opt.timestep)))
+        drifts.append(np.linalg.norm(d.body("object").xpos - start))
+        assert d.body("object").xpos[2] > 0.12  # still on the palm
+    assert np.median(drifts) < 0.02
+    assert d.warning[mujoco.mjtWarning.mjWARN_BADQACC].number == 0
+
+
+def test_fast_profile_changes_the_physics_not_the_look():
+    ref, fast = load_scene("hand-block", "reference"), load_scene("hand-block", "fast")
+    assert ref.physics == "reference" and fast.physics == "fast"
+    assert ref.model.opt.timestep == 0.002 and fast.model.opt.timestep == 0.01
+    assert fast.model.opt.integrator == mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    assert ref.model.ngeom == fast.model.ngeom and np.array_equal(ref.model.geom_rgba, fast.model.geom_rgba)
+    assert np.array_equal(ref.model.geom_dataid, fast.model.geom_dataid)
+    floor = fast.model.geom("floor0").id
+    assert fast.model.geom_contype[floor] == fast.model.geom_conaffinity[floor] == 0
+    assert ref.model.geom_conaffinity[floor] == 1
+    with pytest.raises(UserError, match="unknown physics profile 'nonsense'"):
+        load_scene("hand-block", "nonsense")
+
+
+def test_mass_randomization_updates_what_mujoco_derives_from_masses():
+    # The contact solver scales its softness by body_invweight0: stale values made a light block blow up
+    # the 10 ms solver. After a draw it must equal what a model compiled with that mass has.
+    scene = load_scene("hand-block", "fast")
+    randomizer = PhysicsRandomizer(scene.model, scene.block_body)
+    block = scene.model.body("object").id
+    before = scene.model.body_invweight0[block].copy()
+    draw = {"friction_scale": 1.0, "block_mass_scale": 0.5, "damping_scale": 1.0, "actuator_gain_scale": 1.0,
+            "gravity": [0.0, 0.0, -9.81]}
+    randomizer.apply(draw)
+    assert scene.model.body_invweight0[block][0] == pytest.approx(2 * before[0], rel=0.05)
+    randomizer.reset()
+    np.testing.assert_allclose(scene.model.body_invweight0[block], before)

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from dexvision.track.run import read_metrics
 from dexvision.version import git_sha
 from dexvision.vision import evaluate as evaluate_cli
 from dexvision.vision import train as train_cli
-from dexvision.vision.checkpoint import load_checkpoint, load_encoder, save_checkpoint
+from dexvision.vision.checkpoint import load_checkpoint, load_encoder
 from dexvision.vision.encoders import create_encoder
 from dexvision.vision.model import PoseNet, PoseNetConfig, pose_errors, pose_loss, summarize
 from dexvision.vision.rotations import geodesic_angle, matrix_to_rot6d, quat_to_matrix, rot6d_to_matrix
@@ -154,18 +155,37 @@ def test_resume_continues_the_step_count(tiny_data, tmp_path):
     assert json.loads((run_dir / "run.json").read_text())["config"]["steps"] == 10  # the run keeps its name
 
 
-def test_torchrun_two_processes(tiny_data, tmp_path):
-    run_dir = tmp_path / "ddp"
+def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
     torchrun = str(Path(sys.executable).parent / "torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "dexvision.vision.train",
-                          "--data", str(tiny_data), "--out", str(run_dir), "--steps", "6", "--batch-size", "4",
-                          "--num-workers", "1", "--set", "val_every=1000"],
-                         capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "dexvision.vision.train", *args],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tiny_data, tmp_path):
+    run_dir = tmp_path / "ddp"
+    res = _torchrun(["--data", str(tiny_data), "--out", str(run_dir), "--steps", "6", "--batch-size", "4",
+                     "--num-workers", "1", "--set", "val_every=1000"])
     assert res.returncode == 0, res.stderr[-3000:]
     result = json.loads((run_dir / "metrics.json").read_text())
     assert result["world_size"] == 2 and result["steps"] == 6
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 6
+
+
+@pytest.mark.slow
+def test_torchrun_time_limit_stops_every_rank_at_the_same_step(tiny_data, tmp_path):
+    # A limit of 1.2 s with far more steps than fit: the ranks see the deadline at different moments,
+    # and must still stop together (a rank that stopped alone would leave the other in a collective).
+    run_dir = tmp_path / "ddp-limit"
+    res = _torchrun(["--data", str(tiny_data), "--out", str(run_dir), "--steps", "100000", "--batch-size", "4",
+                     "--num-workers", "1", "--set", "val_every=100000", "--set", "time_limit_min=0.02"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    stops = sorted(set(re.findall(r"rank (\d) stopped by the time limit at step (\d+)", res.stderr)))
+    assert [rank for rank, _ in stops] == ["0", "1"], res.stderr[-3000:]
+    assert stops[0][1] == stops[1][1]
+    result = json.loads((run_dir / "metrics.json").read_text())
+    assert result["stopped_by_time_limit"] and result["steps"] == int(stops[0][1]) < 100000
 
 
 def _one_line(capsys, *fragments):
@@ -178,7 +198,6 @@ def test_bad_inputs_end_in_one_line(tiny_data, tmp_path, capsys):
     assert train_cli.main(["--data", str(tiny_data), "--arch", "resnet5", "--out", str(tmp_path / "r")]) == 2
     _one_line(capsys, "unknown encoder 'resnet5'")
     other = tmp_path / "policy.pt"
-    save_checkpoint(other, {"step": 1})
     torch.save({"kind": "dexvision-policy", "step": 3}, other)
     assert evaluate_cli.main(["--checkpoint", str(other), "--data", str(tiny_data)]) == 2
     _one_line(capsys, "is a dexvision-policy checkpoint, not a dexvision-vision checkpoint")

@@ -28,6 +28,7 @@ from dexvision.datasets.format import IMAGE_FORMATS, encode_sample, parse_count,
 from dexvision.datasets.shards import (
     DatasetSpec, load_manifest, prepare_directory, read_records, write_manifest, write_record, write_shard,
 )
+from dexvision.distributed import resolve_workers
 from dexvision.errors import UserError, cli
 from dexvision.render.cli import add_data_arguments, data_config
 from dexvision.version import code_version
@@ -170,18 +171,6 @@ def parse_shards(text: str | None, num_shards: int) -> range:
     if not 0 <= start < stop <= num_shards:
         raise UserError(f"--shards {text} is outside the dataset's shards 0:{num_shards}")
     return range(start, stop)
-
-
-def resolve_workers(text: str) -> int:
-    if text == "auto":
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        workers = int(text)
-    except ValueError:
-        raise UserError(f"--workers must be 'auto' or a positive integer, got '{text}'") from None
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    return workers
 
 
 def build_parser() -> argparse.ArgumentParser:

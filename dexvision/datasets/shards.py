@@ -29,6 +29,7 @@ from typing import Iterable
 from dexvision.config import from_dict, to_dict
 from dexvision.datasets.format import FORMAT_VERSION, IMAGE_FORMATS, shard_name
 from dexvision.errors import UserError
+from dexvision.files import atomic_write
 from dexvision.render.sample import DataConfig
 from dexvision.version import code_version
 
@@ -105,9 +106,10 @@ def _open_temp(path: Path):
 
 def write_shard(path: Path, samples: Iterable[list[tuple[str, bytes]]]) -> dict:
     """Write the samples' files to tar `path` atomically; returns count, sha256 and size in bytes."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    count = 0
-    try:
+    out: dict = {}
+
+    def write(tmp: Path) -> None:
+        count = 0
         with _open_temp(tmp) as raw:
             writer = _HashingWriter(raw)
             with tarfile.open(fileobj=writer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
@@ -117,15 +119,17 @@ def write_shard(path: Path, samples: Iterable[list[tuple[str, bytes]]]) -> dict:
                     count += 1
             raw.flush()
             os.fsync(raw.fileno())
-        os.replace(tmp, path)
+        out.update(count=count, sha256=writer.sha256.hexdigest(), bytes=writer.size)
+
+    try:
+        atomic_write(path, write)
         _fsync_dir(path.parent)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
             raise DiskFullError(f"disk full while writing {path}; the partial shard was removed, "
                                 "free space and run the same command again to resume") from None
         raise
-    return {"count": count, "sha256": writer.sha256.hexdigest(), "bytes": writer.size}
+    return out
 
 
 def _fsync_dir(path: Path) -> None:
@@ -140,13 +144,10 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _atomic_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n"))
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
             raise DiskFullError(f"disk full while writing {path}") from None
         raise
 

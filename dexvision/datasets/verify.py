@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from dexvision.datasets.format import check_pose, sample_key, shard_name
 from dexvision.datasets.reader import ShardFormatError, decode_sample, iter_raw
-from dexvision.datasets.render_shards import resolve_workers
+from dexvision.distributed import resolve_workers
 from dexvision.datasets.shards import DatasetSpec, load_manifest
 from dexvision.errors import cli
 

@@ -3,31 +3,30 @@
 A policy checkpoint is a dict with `kind: "dexvision-policy"`, `task`, `obs`
 (state or pixels), the `policy_config` and `env_config` needed to rebuild both,
 the weights, the optimizer state, counters (frames, iterations, optimizer steps),
-the resolved training config and the git SHA. Written atomically like vision
-checkpoints.
+the resolved training config, the git SHA and the physics profile it was trained
+under. Written atomically (dexvision.files).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from dexvision import files
 from dexvision.config import from_dict
 from dexvision.errors import UserError
 from dexvision.policy.envs import EnvConfig
 from dexvision.policy.model import ActorCritic, PolicyConfig
-from dexvision.vision.checkpoint import load_checkpoint as _load_any
-from dexvision.vision.checkpoint import save_checkpoint as _save_vision
 
 KIND = "dexvision-policy"
 
 
 def save_policy(path: Path, state: dict) -> None:
     """Atomic save (temporary file, then rename) of a policy checkpoint."""
-    _save_vision(path, {**state, "kind": KIND})  # the state's kind replaces the vision writer's default
+    files.save_checkpoint(path, KIND, state)
 
 
 def load_policy_checkpoint(path: str | Path) -> dict:
-    return _load_any(path, kind=KIND)
+    return files.load_checkpoint(path, KIND)
 
 
 def build_policy(ckpt: dict) -> ActorCritic:

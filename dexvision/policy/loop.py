@@ -15,7 +15,7 @@ import statistics
 import numpy as np
 import torch
 
-from dexvision.policy.envs import BlockReorientEnv
+from dexvision.policy.episodes import obs_tensors
 from dexvision.policy.model import ActorCritic
 from dexvision.policy.ppo import Rollout
 
@@ -49,20 +49,18 @@ class EpisodeStats:
                 "charts/episode_return": statistics.fmean(self.returns), "charts/episodes": float(self.total)}
 
 
-def _obs_tensors(obs: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(v).to(device) for k, v in obs.items()}
-
-
 class Collector:
     """Owns the environment's current observation and both LSTM states between iterations."""
 
-    def __init__(self, env: BlockReorientEnv, model: ActorCritic, teacher: ActorCritic | None, rollout: int,
+    def __init__(self, env, model: ActorCritic, teacher: ActorCritic | None, rollout: int,
                  chunk: int, device: torch.device, seed: int):
+        """`env`: a BlockReorientEnv or EnvWorkers; `seed` seeds both its episodes and the sampled actions."""
         self.env, self.model, self.teacher = env, model, teacher
+        self.generator = torch.Generator().manual_seed(seed)
         self.rollout, self.chunk, self.device = rollout, chunk, device
         n = env.num_envs
         obs, _ = env.reset(seed=seed)
-        self.obs = _obs_tensors(obs, device)
+        self.obs = obs_tensors(obs, device)
         self.state = model.initial_state(n, device)
         self.teacher_state = teacher.initial_state(n, device) if teacher is not None else None
         self.starts = torch.ones(n, device=device)
@@ -84,7 +82,7 @@ class Collector:
                 # computed once here; kept in the rollout for the cheap feature epochs of the update
                 self.obs["vision"] = self.model.vision_features(self.obs["images"].unsqueeze(0))[0]
             action, logprob, _, value, _, self.state = self.model.get_action_and_value(
-                self.obs, self.state, self.starts)
+                self.obs, self.state, self.starts, generator=self.generator)
             if label:
                 # the teacher reads the state keys of the same observation (it has no vision sub-model)
                 _, _, _, t_value, t_logits, self.teacher_state = self.teacher.get_action_and_value(
@@ -102,7 +100,7 @@ class Collector:
             steps["values"].append(value)
             steps["rewards"].append(torch.from_numpy(reward).to(self.device))
             steps["dones"].append(done)
-            self.obs = _obs_tensors(obs, self.device)
+            self.obs = obs_tensors(obs, self.device)
             self.starts = done
         # The value after the last step: one more forward pass (its state is not kept).
         _, _, _, next_value, _, _ = self.model.get_action_and_value(self.obs, self.state, self.starts)

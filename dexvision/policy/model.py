@@ -153,13 +153,22 @@ class ActorCritic(nn.Module):
         return logits, values, torch.stack([ph, pc, vh, vc])
 
     def get_action_and_value(self, obs: dict[str, torch.Tensor], state: torch.Tensor, starts: torch.Tensor,
-                             action: torch.Tensor | None = None, greedy: bool = False):
-        """One step (inputs (B, ...)): action, its log-probability, entropy, value, logits, new state."""
+                             action: torch.Tensor | None = None, greedy: bool = False,
+                             generator: torch.Generator | None = None):
+        """One step (inputs (B, ...)): action, its log-probability, entropy, value, logits, new state.
+        Sampled actions draw from `generator` (a CPU generator), so a seeded run repeats its actions."""
         logits, values, state = self.forward({k: v.unsqueeze(0) for k, v in obs.items()}, state, starts.unsqueeze(0))
         dist = Categorical(logits=logits[0])
         if action is None:
-            action = logits[0].argmax(-1) if greedy else dist.sample()
+            action = logits[0].argmax(-1) if greedy else sample_categorical(logits[0], generator)
         return action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1), values[0], logits[0], state
+
+
+def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One draw per row of `logits` (..., bins) by the Gumbel-max trick, from an explicit generator."""
+    u = torch.rand(logits.shape, generator=generator, dtype=torch.float32).to(logits.device)
+    gumbel = -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
+    return (logits.detach() + gumbel).argmax(-1)
 
 
 def policy_config_for(env, obs: str, teacher_keys: tuple[str, ...], vision: PoseNetConfig | None = None,

@@ -18,98 +18,33 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
-import os
 import time
 from pathlib import Path
 
 import torch
 
-from dexvision.config import (apply_override, deep_update, flag_overrides, from_dict, load_config, read_yaml,
-                              to_dict)
+from dexvision.config import flag_overrides, load_config, to_dict
 from dexvision.datasets.format import parse_count
+from dexvision.distributed import is_main_process
 from dexvision.errors import UserError, cli
 from dexvision.policy.checkpoint import load_policy_checkpoint, load_teacher, save_policy
-from dexvision.policy.curriculum import Curriculum, CurriculumConfig
-from dexvision.policy.envs import OBS_MODES, EnvConfig, state_keys
-from dexvision.policy.evaluate import run_episodes, summarize_episodes
+from dexvision.policy.config import TrainPolicyConfig
+from dexvision.policy.curriculum import Curriculum
+from dexvision.policy.episodes import run_episodes, summarize_episodes
 from dexvision.policy.loop import Collector, EpisodeStats
 from dexvision.policy.model import ActorCritic, policy_config_for
-from dexvision.policy.ppo import LossConfig, NoiseScale, RewardScaler, bc_loss, compute_gae, ppo_loss, update
+from dexvision.policy.envs import state_keys
+from dexvision.policy.ppo import NoiseScale, RewardScaler, bc_loss, compute_gae, ppo_loss, update
 from dexvision.policy.workers import make_env, resolve_env_workers
-from dexvision.track.run import Run, add_run_flags, run_name
+from dexvision.track.run import add_run_flags, run_name
+from dexvision.trainer import Scaffold, resumed_config, seeded
 from dexvision.version import git_sha
 from dexvision.vision.checkpoint import load_checkpoint as load_vision_checkpoint
 from dexvision.vision.encoders import check_arch
 from dexvision.vision.model import PoseNetConfig
-from dexvision.vision.train import barrier, setup_distributed
 
 log = logging.getLogger(__name__)
-ALGOS = ("ppo", "bc", "bc+ppo")
-
-
-@dataclasses.dataclass
-class TrainPolicyConfig:
-    task: str = "gimbal-block"
-    obs: str = "state"
-    algo: str = "ppo"
-    steps: int = 1_000_000  # environment frames to collect, over all processes
-    bc_steps: int = 0  # bc+ppo: frames of cloning before PPO takes over (0: half of steps)
-    num_envs: int = 64  # per process
-    rollout: int = 40  # steps per environment per iteration (a multiple of chunk)
-    chunk: int = 10  # LSTM back-propagation length; the state is carried across chunks
-    epochs: int = 2
-    feature_epochs: int = 0  # pixels: extra epochs on the vision features of the rollout (vision not updated)
-    minibatches: int = 4  # per epoch, split by environment
-    lr: float = 3e-4
-    vision_lr_scale: float = 0.1  # the vision sub-model learns at lr * this (fine-tuning a pretrained encoder)
-    gamma: float = 0.98
-    gae_lambda: float = 0.95
-    max_grad_norm: float = 0.5
-    normalize_rewards: bool = True  # PPO: rewards / running std of the discounted return (value targets ~ 1)
-    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
-    embed_dim: int = 512
-    lstm_hidden: int = 256
-    shared_embeddings: bool = False
-    vision_arch: str = "impala"  # pixel policies without --init-vision
-    image_size: int = 64
-    vision_head_hidden: int = 512
-    teacher: str = ""  # state policy checkpoint (bc, bc+ppo)
-    init_vision: str = ""  # train-vision checkpoint whose weights start the vision sub-model
-    render_workers: int = -1  # pixel observations: rendering processes (-1: one per core, 0: in process)
-    env_workers: int = -1  # processes stepping the environments (-1: one per core for state, none for pixels)
-    seed: int = 0
-    out: str = ""
-    wandb: bool = False
-    checkpoint_every: int = 25  # iterations
-    log_every_s: float = 10.0
-    eval_every_min: float = 0.0  # greedy evaluation during training (0: only at the end)
-    eval_episodes: int = 10
-    time_limit_min: float = 0.0  # stop (evaluate, checkpoint) after this long; 0: no limit
-    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
-    curriculum: CurriculumConfig = dataclasses.field(default_factory=CurriculumConfig)
-
-    def __post_init__(self):
-        if self.obs not in OBS_MODES:
-            raise ValueError(f"obs must be one of {', '.join(OBS_MODES)}, got {self.obs!r}")
-        if self.algo not in ALGOS:
-            raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
-        for name in ("steps", "num_envs", "rollout", "chunk", "epochs", "minibatches", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.rollout % self.chunk:
-            raise ValueError(f"rollout ({self.rollout}) must be a multiple of chunk ({self.chunk})")
-        if self.num_envs % self.minibatches:
-            raise ValueError(f"num_envs ({self.num_envs}) must be divisible by minibatches ({self.minibatches})")
-        if self.algo != "ppo" and not self.teacher:
-            raise ValueError(f"--algo {self.algo} needs --teacher (a state policy checkpoint)")
-        if self.eval_episodes < 1:
-            raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
-        if self.algo == "bc+ppo" and self.bc_steps >= self.steps:
-            raise ValueError(f"bc_steps ({self.bc_steps}) must be below steps ({self.steps}) for bc+ppo")
-        if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
-            raise ValueError("need lr > 0, 0 < gamma <= 1 and 0 <= gae_lambda <= 1")
 
 
 def default_run_dir(cfg: TrainPolicyConfig) -> Path:
@@ -148,35 +83,37 @@ class PolicyTrainer:
 
     def __init__(self, cfg: TrainPolicyConfig, resume: bool = False):
         self.cfg = cfg
-        self.rank, self.world, self.device = setup_distributed()
-        torch.manual_seed(cfg.seed + 7919 * self.rank)
-        self.run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-        self.ckpt_path = self.run_dir / "checkpoint.pt"
-        if not resume and self.ckpt_path.exists():
-            raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it, or another --out")
-        self.teacher = None
-        if cfg.algo != "ppo":
-            self.teacher, _ = load_teacher(cfg.teacher, cfg.task)
-            self.teacher.to(self.device)
-        env_cfg = dataclasses.replace(cfg.env, task=cfg.task,
-                                      render=dataclasses.replace(cfg.env.render, image_size=cfg.image_size))
-        self.env_cfg = env_cfg
-        workers = cfg.render_workers if cfg.render_workers >= 0 else (torch.get_num_threads() if cfg.obs == "pixels"
-                                                                       else 0)
+        self.scaffold = Scaffold(Path(cfg.out) if cfg.out else default_run_dir(cfg), resume)
+        self.rank, self.world, self.device = self.scaffold.rank, self.scaffold.world, self.scaffold.device
+        self.env_cfg = dataclasses.replace(cfg.env, task=cfg.task,
+                                           render=dataclasses.replace(cfg.env.render, image_size=cfg.image_size))
+        self.teacher = self._load_teacher()
+        vision, vision_weights = _vision_config(cfg, self.env_cfg.render.randomization.cameras.count)
+        self.render_workers = cfg.render_workers if cfg.render_workers >= 0 else (
+            torch.get_num_threads() if cfg.obs == "pixels" else 0)
         self.env_workers = resolve_env_workers(cfg.env_workers, cfg.obs, cfg.num_envs)
-        self.env = make_env(env_cfg, cfg.num_envs, cfg.obs, self.env_workers, workers)
-        self.render_workers = workers
-        self.curriculum = Curriculum(cfg.curriculum)
-        vision, vision_weights = _vision_config(cfg, env_cfg.render.randomization.cameras.count)
+        self.env = make_env(self.env_cfg, cfg.num_envs, cfg.obs, self.env_workers, self.render_workers)
+        try:
+            self._build(vision, vision_weights)
+        except BaseException:
+            self.env.close()
+            raise
+
+    def _load_teacher(self) -> ActorCritic | None:
+        if self.cfg.algo == "ppo":
+            return None
+        teacher, _ = load_teacher(self.cfg.teacher, self.cfg.task)
+        return teacher.to(self.device)
+
+    def _build(self, vision: PoseNetConfig | None, vision_weights: dict | None) -> None:
+        """Model, optimizer and training state (restored on --resume), tracker and collector."""
+        cfg = self.cfg
         self.policy_cfg = policy_config_for(self.env, cfg.obs, state_keys(cfg.task), vision,
                                             embed_dim=cfg.embed_dim, lstm_hidden=cfg.lstm_hidden,
                                             shared_embeddings=cfg.shared_embeddings)
-        if self.teacher is not None:
-            t = self.teacher.cfg
-            if (t.num_actions, t.action_bins) != (self.policy_cfg.num_actions, self.policy_cfg.action_bins):
-                raise UserError(f"teacher {cfg.teacher} has {t.num_actions} actuators x {t.action_bins} bins; this "
-                                f"environment has {self.policy_cfg.num_actions} x {self.policy_cfg.action_bins}")
-        self.model = ActorCritic(self.policy_cfg)
+        self._check_teacher()
+        with seeded(cfg.seed + 7919 * self.rank):
+            self.model = ActorCritic(self.policy_cfg)
         if vision_weights is not None:
             try:
                 self.model.vision.load_pretrained(vision_weights)
@@ -186,22 +123,26 @@ class PolicyTrainer:
         self.optimizer = torch.optim.Adam(param_groups(self.model, cfg.lr, cfg.vision_lr_scale), eps=1e-5)
         self.noise = NoiseScale()
         self.reward_scaler = RewardScaler(cfg.num_envs, cfg.gamma)
+        self.curriculum = Curriculum(cfg.curriculum)
         self.frames = self.iteration = self.optimizer_steps = 0
-        self.elapsed = 0.0  # training seconds before this process (restored on resume)
-        if resume:
-            self._restore()
+        self._restore(self.scaffold.restore(load_policy_checkpoint))
         self.env.set_goal_max_angle(self.curriculum.max_angle)
-        self._start = time.perf_counter() - self.elapsed
         # feature epochs leave the vision sub-model without gradients: DDP must expect unused parameters
-        ddp = (torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=cfg.obs == "pixels")
-               if self.world > 1 else self.model)
-        self.forward = ddp
-        self.tracker = (Run(self.run_dir, self.run_dir.name, to_dict(cfg), wandb=cfg.wandb, resume=resume,
-                            resume_step=self.frames) if self.rank == 0 else None)
+        self.forward = (torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=cfg.obs == "pixels")
+                        if self.world > 1 else self.model)
+        self.tracker = self.scaffold.open_tracker(to_dict(cfg), cfg.wandb, self.frames)
         self.collector = Collector(self.env, self.model, self.teacher, cfg.rollout, cfg.chunk, self.device,
                                    seed=cfg.seed * 1000 + self.rank)
         self.stats = EpisodeStats()
         self.generator = torch.Generator().manual_seed(cfg.seed + 31 * self.rank)
+
+    def _check_teacher(self) -> None:
+        if self.teacher is None:
+            return
+        t, p = self.teacher.cfg, self.policy_cfg
+        if (t.num_actions, t.action_bins) != (p.num_actions, p.action_bins):
+            raise UserError(f"teacher {self.cfg.teacher} has {t.num_actions} actuators x {t.action_bins} bins; this "
+                            f"environment has {p.num_actions} x {p.action_bins}")
 
     @property
     def bc_frames(self) -> int:
@@ -212,34 +153,29 @@ class PolicyTrainer:
             return cfg.bc_steps or cfg.steps // 2
         return 0
 
-    def _restore(self) -> None:
-        if not self.ckpt_path.exists():
-            raise UserError(f"--resume: no checkpoint in {self.run_dir}")
-        ckpt = load_policy_checkpoint(self.ckpt_path)
+    def _restore(self, ckpt: dict | None) -> None:
+        if ckpt is None:
+            return
         if ckpt["policy_config"] != dataclasses.asdict(self.policy_cfg):
-            raise UserError(f"--resume: {self.ckpt_path} holds a different model or observation setup")
+            raise UserError(f"--resume: {self.scaffold.ckpt_path} holds a different model or observation setup")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.frames, self.iteration = ckpt["frames"], ckpt["iteration"]
         self.optimizer_steps = ckpt["optimizer_steps"]
-        self.elapsed = ckpt.get("wall_time_s", 0.0)
         if "reward_scaler" in ckpt:
             self.reward_scaler.load_state_dict(ckpt["reward_scaler"])
         if "curriculum" in ckpt:
             self.curriculum.load_state_dict(ckpt["curriculum"])
 
     def checkpoint(self, metrics: dict | None = None) -> None:
-        if self.rank == 0:
-            save_policy(self.ckpt_path, {
-                "task": self.cfg.task, "obs": self.cfg.obs, "policy_config": dataclasses.asdict(self.policy_cfg),
-                "env_config": to_dict(self.env_cfg), "physics": self.env_cfg.physics, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "frames": self.frames, "iteration": self.iteration,
-                "optimizer_steps": self.optimizer_steps, "wall_time_s": time.perf_counter() - self._start,
-                "reward_scaler": self.reward_scaler.state_dict(), "curriculum": self.curriculum.state_dict(),
-                "config": to_dict(self.cfg), "git_sha": git_sha(),
-                "run_name": self.tracker.name, "metrics": metrics or {},
-            })
-        barrier(self.world)
+        self.scaffold.checkpoint(lambda path: save_policy(path, {
+            "task": self.cfg.task, "obs": self.cfg.obs, "policy_config": dataclasses.asdict(self.policy_cfg),
+            "env_config": to_dict(self.env_cfg), "physics": self.env_cfg.physics, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "frames": self.frames, "iteration": self.iteration,
+            "optimizer_steps": self.optimizer_steps, "wall_time_s": self.scaffold.wall_time,
+            "reward_scaler": self.reward_scaler.state_dict(), "curriculum": self.curriculum.state_dict(),
+            "config": to_dict(self.cfg), "git_sha": git_sha(), "run_name": self.tracker.name, "metrics": metrics or {},
+        }))
 
     def evaluate(self) -> dict:
         """Greedy episodes of the full task (no curriculum) on fresh environments (rank 0 only)."""
@@ -294,50 +230,51 @@ class PolicyTrainer:
         metrics.update(self.stats.metrics())
         return metrics
 
-    def _should_stop(self, start: float) -> bool:
-        over = self.cfg.time_limit_min and time.perf_counter() - start > 60 * self.cfg.time_limit_min
-        flag = torch.tensor([1.0 if over else 0.0], device=self.device)
-        if self.world > 1:
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())
+    def _log(self, metrics: dict, last: dict) -> None:
+        """Rank 0: evaluate when due, then log every few seconds (and whenever an evaluation ran)."""
+        cfg, now = self.cfg, time.perf_counter()
+        if cfg.eval_every_min and now - last["eval"] >= 60 * cfg.eval_every_min:
+            metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
+            last["eval"] = now = time.perf_counter()
+        if now - last["log"] >= cfg.log_every_s or self.frames >= cfg.steps or "eval/episodes" in metrics:
+            metrics["perf/wall_time_s"] = self.scaffold.wall_time
+            self.tracker.log(self.frames, metrics)
+            last["log"] = now
 
-    def run(self) -> dict:
+    def _loop(self) -> tuple[dict, bool]:
+        """Iterate to cfg.steps or the time limit (agreed by every rank); (last metrics, stopped by the limit)."""
         from tqdm import tqdm  # noqa: PLC0415
 
         cfg = self.cfg
-        start = self._start = time.perf_counter() - self.elapsed  # the time limit and wall times span resumes
-        last_log = last_eval = time.perf_counter()
+        last = {"log": time.perf_counter(), "eval": time.perf_counter()}
         bar = tqdm(total=cfg.steps, initial=self.frames, desc=f"train-policy {cfg.algo}", unit="frame",
-                   unit_scale=True, disable=self.rank != 0)
+                   unit_scale=True, disable=not self.scaffold.main)
         metrics: dict = {}
-        stopped_early = False
         try:
             while self.frames < cfg.steps:
-                if self._should_stop(start):
-                    log.warning("time limit of %.1f min reached at %d of %d frames", cfg.time_limit_min,
-                                self.frames, cfg.steps)
-                    stopped_early = True
-                    break
+                if self.scaffold.time_up(cfg.time_limit_min):
+                    return metrics, True
                 before = self.frames
                 metrics = self.iterate()
                 bar.update(self.frames - before)
-                now = time.perf_counter()
-                if self.rank == 0:
-                    if cfg.eval_every_min and now - last_eval >= 60 * cfg.eval_every_min:
-                        metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
-                        last_eval = now = time.perf_counter()
-                    if now - last_log >= cfg.log_every_s or self.frames >= cfg.steps or "eval/episodes" in metrics:
-                        metrics["perf/wall_time_s"] = now - start
-                        self.tracker.log(self.frames, metrics)
-                        last_log = now
+                if self.scaffold.main:
+                    self._log(metrics, last)
                     bar.set_postfix(reward=f"{metrics['charts/mean_reward']:.3f}",
                                     successes=f"{metrics.get('charts/successes_per_episode', 0):.1f}")
                 if self.iteration % cfg.checkpoint_every == 0:
                     self.checkpoint()
         finally:
             bar.close()
-        wall = time.perf_counter() - start
-        final = self.evaluate() if self.rank == 0 else {}
+        return metrics, False
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        try:
+            metrics, stopped_early = self._loop()
+            final = self.evaluate() if self.scaffold.main else {}
+        finally:
+            self.env.close()
+        wall = self.scaffold.wall_time
         self.checkpoint(final)
         result = {
             "run_name": self.tracker.name if self.tracker else "", "task": cfg.task, "obs": cfg.obs,
@@ -346,36 +283,19 @@ class PolicyTrainer:
             "frames_per_s": self.frames / wall if wall > 0 else 0.0, "evaluation": final,
             "train_episodes": self.stats.total, "world_size": self.world, "git_sha": git_sha(),
             "physics": self.env_cfg.physics, "env_workers": self.env_workers,
-            "curriculum": self.curriculum.state_dict(),
-            "checkpoint": str(self.ckpt_path), "last_metrics": metrics,
+            "curriculum": self.curriculum.state_dict(), "checkpoint": str(self.scaffold.ckpt_path),
+            "last_metrics": metrics,
         }
-        if self.rank == 0:
+        if self.tracker is not None:
             self.tracker.log(self.frames, {**{f"eval/{k}": v for k, v in final.items()}, "perf/wall_time_s": wall,
                                            "charts/frames": self.frames, "charts/optimizer_steps": self.optimizer_steps},
                              with_system=False)
-            (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
-            self.tracker.close()
-        self.env.close()
-        if self.world > 1:
-            torch.distributed.destroy_process_group()
+        self.scaffold.finish(result, self.tracker)
         return result
 
 
 def train(cfg: TrainPolicyConfig, resume: bool = False) -> dict:
     return PolicyTrainer(cfg, resume).run()
-
-
-def resumed_config(cfg: TrainPolicyConfig, config_file: str | None, overrides: list[str]) -> TrainPolicyConfig:
-    """--resume continues with the run's own config; only what is given again (file, flags) changes it."""
-    ckpt_path = (Path(cfg.out) if cfg.out else default_run_dir(cfg)) / "checkpoint.pt"
-    if not ckpt_path.exists():
-        return cfg  # PolicyTrainer reports the missing checkpoint
-    data = load_policy_checkpoint(ckpt_path)["config"]
-    if config_file:
-        deep_update(data, read_yaml(config_file))
-    for override in overrides:
-        apply_override(data, override)
-    return from_dict(TrainPolicyConfig, data)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -414,9 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             overrides.append(f"{flag}={parse_count(getattr(args, flag), '--' + flag.replace('_', '-'))}")
     cfg = load_config(TrainPolicyConfig, args.config, overrides)
     if args.resume:
-        cfg = resumed_config(cfg, args.config, overrides)
+        run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+        cfg = resumed_config(TrainPolicyConfig, cfg, run_dir, args.config, overrides, load_policy_checkpoint)
     result = train(cfg, resume=args.resume)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         e = result["evaluation"]
         print(f"{result['run_name']}: {result['frames']} frames, {result['optimizer_steps']} optimizer steps in "
               f"{result['wall_time_s']:.0f} s ({result['frames_per_s']:.0f} frames/s); greedy evaluation over "

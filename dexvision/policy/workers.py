@@ -20,7 +20,6 @@ no worker prints a traceback of its own.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import signal
 import traceback
 
@@ -28,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import create_shared_memory, read_from_shared_memory
 
+from dexvision.distributed import cores_per_process
 from dexvision.errors import UserError
 from dexvision.policy.envs import BlockReorientEnv, EnvConfig
 
@@ -35,12 +35,6 @@ from dexvision.policy.envs import BlockReorientEnv, EnvConfig
 STEP_ARRAYS = {"reward": np.float32, "terminated": np.bool_, "truncated": np.bool_, "done_mask": np.bool_,
                "episode_successes": np.int64, "episode_return": np.float64, "episode_length": np.int64,
                "dropped": np.bool_}
-
-
-def cores_per_process() -> int:
-    """The cores this process may use, shared with the other ranks of a torchrun job on this node."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def resolve_env_workers(requested: int, obs: str, num_envs: int) -> int:

@@ -3,8 +3,8 @@
 Sampling, rendering and writing are separate steps: `sample_params(cfg, rng)`
 draws the randomization, `Renderer.render(state, params)` draws the images, and
 a writer (dexvision.datasets) stores them.
+
+Importing this package changes nothing in the process: the GL platform variables
+(PYOPENGL_PLATFORM, MUJOCO_GL) are set where a GL context is made
+(`dexvision.render.gl.create_offscreen`, called by `Renderer`).
 """
-
-from dexvision.render.gl import configure_headless_gl
-
-configure_headless_gl()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dexvision.config import load_config
+from dexvision.config import flag_overrides, load_config
 from dexvision.render.sample import DataConfig
 from dexvision.sim.scenes import TASKS
 
@@ -22,12 +22,8 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 def data_config(args: argparse.Namespace) -> DataConfig:
     """The DataConfig of the defaults, then --config, then --set, then the named flags."""
-    overrides = list(args.set)
-    for flag, key in (("task", "task"), ("image_size", "render.image_size"),
-                      ("cameras", "render.randomization.cameras.count"), ("seed", "seed")):
-        value = getattr(args, flag)
-        if value is not None:
-            overrides.append(f"{key}={value}")
+    overrides = flag_overrides(args, {"task": "task", "image_size": "render.image_size",
+                                      "cameras": "render.randomization.cameras.count", "seed": "seed"})
     if args.no_randomization:
         overrides.append("render.randomization.enabled=false")
     return load_config(DataConfig, args.config, overrides)

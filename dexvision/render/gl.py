@@ -2,7 +2,8 @@
 
 PyOpenGL picks its platform when it is first imported, and MuJoCo's renderer picks
 its own from MUJOCO_GL; the two must agree or contexts clash in one process. So
-`configure_headless_gl()` runs when `dexvision.render` is imported, before pyrender.
+`configure_headless_gl()` runs where a context is made (`Renderer`, `create_offscreen`),
+before pyrender is imported; importing dexvision changes no environment variable.
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ def create_offscreen(width: int, height: int, msaa_samples: int = 0, shading: st
     Its `render` returns (RGB image, None): the depth buffer is not read back.
     """
     global _OFFSCREEN
+    configure_headless_gl()
     platform = check_gl_platform()
     if _OFFSCREEN is None:
         _OFFSCREEN = _create(width, height, platform)

@@ -18,7 +18,7 @@ import numpy as np
 
 from dexvision.render.cameras import camera_label, opengl_camera_pose, opengl_intrinsics
 from dexvision.render.geometry import VISIBLE_GROUPS, GeomMesh, cube_texture_atlas, scene_meshes
-from dexvision.render.gl import SHADINGS, create_offscreen
+from dexvision.render.gl import SHADINGS, configure_headless_gl, create_offscreen
 from dexvision.render.images import floor_texture, postprocess, recolor
 from dexvision.render.randomization import RandomizationConfig
 from dexvision.sim.scenes import Scene
@@ -87,7 +87,8 @@ class Renderer:
     """Renders one scene from its camera rig. Not thread-safe: GL work stays on the creating thread."""
 
     def __init__(self, scene: Scene, cfg: RenderConfig | None = None):
-        import pyrender  # noqa: PLC0415 - after dexvision.render configured the GL platform
+        configure_headless_gl()  # before pyrender (and PyOpenGL) load: they read the platform once
+        import pyrender  # noqa: PLC0415 - after the GL platform is configured
 
         self._pr = pyrender
         self.scene = scene

@@ -8,42 +8,25 @@ policy the encoder (every weight up to the penultimate layer) from the file alon
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import torch
 
+from dexvision import files
 from dexvision.config import from_dict
-from dexvision.errors import UserError
 from dexvision.vision.model import PoseNet, PoseNetConfig
 
 KIND = "dexvision-vision"
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temporary name, then rename: a crash never leaves a half-written checkpoint."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        torch.save({"kind": KIND, **state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Atomic save (temporary file, then rename): a crash never leaves a half-written checkpoint."""
+    files.save_checkpoint(path, KIND, state)
 
 
-def load_checkpoint(path: str | Path, kind: str = KIND) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - pickle, zip and torch errors all mean "not a checkpoint"
-        raise UserError(f"{path} is not a readable torch checkpoint ({type(e).__name__})") from None
-    found = ckpt.get("kind") if isinstance(ckpt, dict) else None
-    if found != kind:
-        raise UserError(f"{path} is a {found or 'foreign'} checkpoint, not a {kind} checkpoint")
-    return ckpt
+def load_checkpoint(path: str | Path) -> dict:
+    """A vision checkpoint; one clear error for a missing, unreadable or foreign file."""
+    return files.load_checkpoint(path, KIND)
 
 
 def build_model(ckpt: dict) -> PoseNet:

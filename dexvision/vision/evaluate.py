@@ -14,7 +14,7 @@ import torch
 from dexvision.datasets.loader import shard_urls
 from dexvision.errors import UserError, cli
 from dexvision.vision.checkpoint import build_model, load_checkpoint
-from dexvision.vision.train import evaluate
+from dexvision.vision.evaluation import evaluate
 
 
 @cli

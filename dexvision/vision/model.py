@@ -13,6 +13,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from dexvision.sim.scenes import BLOCK_HALF_SIZE, BLOCK_REST_POINT
 from dexvision.vision.encoders import create_encoder, normalization
 from dexvision.vision.rotations import geodesic_angle, quat_to_matrix, rot6d_to_matrix
 
@@ -23,8 +24,8 @@ class PoseNetConfig:
     image_size: int = 64
     num_cameras: int = 3
     head_hidden: int = 512
-    position_center: tuple[float, float, float] = (1.0, 0.87, 0.178)  # block rest point (m)
-    position_scale: float = 0.05  # m per unit of the head's position output
+    position_center: tuple[float, float, float] = tuple(BLOCK_REST_POINT.tolist())  # block rest point (m)
+    position_scale: float = 2 * BLOCK_HALF_SIZE  # m per unit of the head's position output (the block's size)
 
 
 class PoseNet(nn.Module):
@@ -55,7 +56,8 @@ class PoseNet(nn.Module):
         return {"position": self.center + self.cfg.position_scale * out[:, :3], "rotation": rot6d_to_matrix(out[:, 3:])}
 
 
-def pose_loss(pred: dict, position: torch.Tensor, quaternion: torch.Tensor, scale: float = 0.05) -> dict:
+def pose_loss(pred: dict, position: torch.Tensor, quaternion: torch.Tensor, scale: float = 2 * BLOCK_HALF_SIZE
+              ) -> dict:
     """Position: squared error in units of `scale` metres; orientation: squared chordal (Frobenius) distance."""
     target_rot = quat_to_matrix(quaternion)
     pos = (((pred["position"] - position) / scale) ** 2).sum(-1).mean()

@@ -19,24 +19,24 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tarfile
 import time
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
 from dexvision.config import flag_overrides, load_config, to_dict
 from dexvision.datasets.loader import make_loader
 from dexvision.datasets.shards import load_manifest
+from dexvision.distributed import barrier, is_main_process
 from dexvision.errors import UserError, cli
-from dexvision.track.run import Run, add_run_flags, run_name
+from dexvision.track.run import add_run_flags, run_name
+from dexvision.trainer import Scaffold, resumed_config, seeded
 from dexvision.version import git_sha
 from dexvision.vision.checkpoint import load_checkpoint, save_checkpoint
 from dexvision.vision.encoders import check_arch
-from dexvision.vision.model import PoseNet, PoseNetConfig, pose_errors, pose_loss, summarize
+from dexvision.vision.evaluation import evaluate, next_batch
+from dexvision.vision.model import PoseNet, PoseNetConfig, pose_errors, pose_loss
 
 log = logging.getLogger(__name__)
 
@@ -76,27 +76,6 @@ class TrainVisionConfig:
             raise ValueError("lr must be > 0")
 
 
-# -- distributed ------------------------------------------------------------------------
-def setup_distributed() -> tuple[int, int, torch.device]:
-    """(rank, world size, device); initializes the process group under torchrun (gloo on CPU, NCCL on GPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return rank, world, device
-
-
-def barrier(world: int) -> None:
-    if world > 1:
-        dist.barrier()
-
-
 # -- data -----------------------------------------------------------------------------------
 def split_shards(data: str, val_data: str | None, val_fraction: float) -> tuple[list[str], list[str], dict]:
     """(train shard paths, validation shard paths, data identity) for the config."""
@@ -121,45 +100,6 @@ def split_shards(data: str, val_data: str | None, val_fraction: float) -> tuple[
     identity = {"path": str(Path(data).resolve()), "spec_sha256": hashlib.sha256(spec_json.encode()).hexdigest(),
                 "train_shards": len(train), "val_shards": len(val), "val_data": val_data}
     return train, val, {"identity": identity, "spec": spec}
-
-
-def _next_batch(iterator, data: str) -> dict:
-    try:
-        return next(iterator)
-    except (tarfile.TarError, OSError, ValueError, KeyError, RuntimeError) as e:
-        # Errors from DataLoader workers carry the worker's traceback: its last line names the cause.
-        lines = [line for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
-        cause = lines[-1].strip()
-        raise UserError(f"reading the data failed ({cause[:200]}); check it with verify-shards {data}") from None
-
-
-# -- evaluation -----------------------------------------------------------------------------
-@torch.no_grad()
-def evaluate(model: PoseNet, urls: list[str], batch_size: int, num_workers: int, device: torch.device,
-             max_samples: int = 0, data_name: str = "") -> dict[str, float]:
-    """Error statistics of `model` over the samples of `urls` (all of them, or the first max_samples)."""
-    model.eval()
-    loader = make_loader(urls, batch_size, num_workers=num_workers, shuffle_buffer=0, split_by_node=False)
-    errors: dict[str, list] = {"position_mm": [], "orientation_deg": []}
-    seen = 0
-    iterator = iter(loader)
-    while True:
-        try:
-            batch = _next_batch(iterator, data_name or urls[0])
-        except StopIteration:
-            break
-        pred = model(batch["images"].to(device))
-        for k, v in pose_errors(pred, batch["position"].to(device), batch["quaternion"].to(device)).items():
-            errors[k].append(v.float().cpu())
-        seen += len(batch["index"])
-        if max_samples and seen >= max_samples:
-            break
-    model.train()
-    if not seen:
-        raise UserError("no validation samples could be read")
-    stats = summarize({k: torch.cat(v)[: max_samples or None] for k, v in errors.items()})
-    stats["samples"] = float(min(seen, max_samples) if max_samples else seen)
-    return stats
 
 
 # -- training -------------------------------------------------------------------------------
@@ -206,70 +146,63 @@ class VisionTrainer:
 
     def __init__(self, cfg: TrainVisionConfig, resume: bool = False):
         self.cfg = cfg
-        self.rank, self.world, self.device = setup_distributed()
-        torch.manual_seed(cfg.seed + self.rank)
         check_arch(cfg.arch)
         self.train_urls, self.val_urls, data = split_shards(cfg.data, cfg.val_data, cfg.val_fraction)
         self.data_identity, spec = data["identity"], data["spec"]
-        self.run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-        self.ckpt_path = self.run_dir / "checkpoint.pt"
+        self.scaffold = Scaffold(Path(cfg.out) if cfg.out else default_run_dir(cfg), resume)
+        self.rank, self.world, self.device = self.scaffold.rank, self.scaffold.world, self.scaffold.device
         self.model_cfg = PoseNetConfig(arch=cfg.arch, image_size=cfg.image_size or spec.data.render.image_size,
                                        num_cameras=spec.data.render.randomization.cameras.count,
                                        head_hidden=cfg.head_hidden)
-        self.model = PoseNet(self.model_cfg).to(self.device)
+        with seeded(cfg.seed + self.rank):
+            self.model = PoseNet(self.model_cfg).to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
-        self.step = self._restore() if resume else self._check_fresh()
+        self.step = self._restore(self.scaffold.restore(load_checkpoint))
         ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.forward = torch.compile(ddp) if cfg.compile else ddp
-        self.tracker = (Run(self.run_dir, self.run_dir.name, to_dict(cfg), wandb=cfg.wandb, resume=resume,
-                            resume_step=self.step) if self.rank == 0 else None)
+        self.tracker = self.scaffold.open_tracker(to_dict(cfg), cfg.wandb, self.step)
         self.loader = make_loader(self.train_urls, cfg.batch_size, num_workers=cfg.num_workers,
                                   shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed + 1000 * self.rank, resampled=True)
         cuda = self.device.type == "cuda"
         self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+        self.stopped_at: int | None = None  # the step at which the time limit stopped the run
 
-    def _check_fresh(self) -> int:
-        if self.ckpt_path.exists():
-            raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it, or another --out")
-        return 0
-
-    def _restore(self) -> int:
-        if not self.ckpt_path.exists():
-            raise UserError(f"--resume: no checkpoint in {self.run_dir}")
-        ckpt = load_checkpoint(self.ckpt_path)
+    def _restore(self, ckpt: dict | None) -> int:
+        """The step to continue from: 0 for a fresh run, the checkpoint's after loading its states."""
+        if ckpt is None:
+            return 0
         if ckpt["model_config"] != to_dict(self.model_cfg):
-            raise UserError(f"--resume: {self.ckpt_path} holds a different model ({ckpt['model_config']['arch']})")
+            raise UserError(f"--resume: {self.scaffold.ckpt_path} holds a different model "
+                            f"({ckpt['model_config']['arch']})")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         return ckpt["step"]
 
     def checkpoint(self, metrics: dict | None = None) -> None:
-        if self.rank == 0:
-            save_checkpoint(self.ckpt_path, {
-                "model_config": to_dict(self.model_cfg), "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "step": self.step, "config": to_dict(self.cfg), "git_sha": git_sha(), "run_name": self.tracker.name,
-                "data": self.data_identity, "metrics": metrics or {},
-            })
-        barrier(self.world)
+        self.scaffold.checkpoint(lambda path: save_checkpoint(path, {
+            "model_config": to_dict(self.model_cfg), "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "step": self.step, "wall_time_s": self.scaffold.wall_time, "config": to_dict(self.cfg),
+            "git_sha": git_sha(), "run_name": self.tracker.name, "data": self.data_identity, "metrics": metrics or {},
+        }))
 
     def validate(self) -> dict:
         metrics = {}
-        if self.rank == 0:
+        if self.scaffold.main:
             cfg = self.cfg
             metrics = evaluate(self.model, self.val_urls, cfg.batch_size, cfg.num_workers, self.device,
                                cfg.val_samples, cfg.data)
             self.tracker.log(self.step, {f"val/{k}": v for k, v in metrics.items()}, with_system=False)
-        barrier(self.world)
+        barrier(self.world)  # the other ranks wait for validation
         return metrics
 
     def train_step(self, iterator, window: _Window) -> None:
         t0 = time.perf_counter()
-        batch = _next_batch(iterator, self.cfg.data)
+        batch = next_batch(iterator, self.cfg.data)
         t1 = time.perf_counter()
         images = batch["images"].to(self.device, non_blocking=True)
         position, quaternion = batch["position"].to(self.device), batch["quaternion"].to(self.device)
@@ -290,15 +223,16 @@ class VisionTrainer:
                    orientation_deg=errs["orientation_deg"].median().item())
 
     def run_loop(self) -> tuple[float, float, float]:
-        """Train to cfg.steps (or the time limit); returns (wall seconds, images seen, seconds waiting for data)."""
+        """Train to cfg.steps (or the time limit, which every rank reaches at the same step); returns (wall
+        seconds of this process, images seen, seconds waiting for data)."""
         cfg, start = self.cfg, time.perf_counter()
         iterator, window, totals = iter(self.loader), _Window(), {"images": 0.0, "wait": 0.0}
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train-vision", unit="step", disable=self.rank != 0)
         try:
             while self.step < cfg.steps:
-                if cfg.time_limit_min and time.perf_counter() - start > 60 * cfg.time_limit_min:
-                    log.warning("time limit of %.1f min reached at step %d of %d", cfg.time_limit_min,
-                                self.step, cfg.steps)
+                if self.scaffold.time_up(cfg.time_limit_min):
+                    self.stopped_at = self.step
+                    log.warning("rank %d stopped by the time limit at step %d of %d", self.rank, self.step, cfg.steps)
                     break
                 self.train_step(iterator, window)
                 bar.update(1)
@@ -327,16 +261,13 @@ class VisionTrainer:
         val_metrics = self.validate()
         self.checkpoint(val_metrics)
         result = {
-            "run_name": self.tracker.name if self.tracker else "", "steps": self.step, "wall_time_s": wall,
+            "run_name": self.tracker.name if self.tracker else "", "steps": self.step,
+            "wall_time_s": self.scaffold.wall_time, "stopped_by_time_limit": self.stopped_at is not None,
             "images_per_s": images / wall if wall > 0 else 0.0, "data_wait_fraction": wait / wall if wall > 0 else 0.0,
             "validation": val_metrics, "arch": self.cfg.arch, "image_size": self.model_cfg.image_size,
             "world_size": self.world, "git_sha": git_sha(), "data": self.data_identity,
         }
-        if self.rank == 0:
-            (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
-            self.tracker.close()
-        if self.world > 1:
-            dist.destroy_process_group()
+        self.scaffold.finish(result, self.tracker)
         return result
 
 
@@ -369,10 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     overrides = flag_overrides(args, ("data", "val_data", "arch", "image_size", "batch_size", "steps", "lr",
                                       "num_workers", "out"), ("compile", "wandb"))
     cfg = load_config(TrainVisionConfig, args.config, overrides)
+    if args.resume:
+        run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+        cfg = resumed_config(TrainVisionConfig, cfg, run_dir, args.config, overrides, load_checkpoint)
     if not cfg.data:
         raise UserError("--data is required: a dataset directory made by render-shards")
     result = train(cfg, resume=args.resume)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         v = result["validation"]
         print(f"{result['run_name']}: {result['steps']} steps in {result['wall_time_s']:.0f} s, "
               f"{result['images_per_s']:.0f} images/s; validation ({v.get('samples', 0):.0f} samples): "

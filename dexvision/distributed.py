@@ -1,0 +1,78 @@
+"""Processes and process groups: how many cores a command may use, and torchrun's DDP plumbing.
+
+Shared by every command that starts processes or trains (render-shards, verify-shards,
+train-vision, train-policy, evaluate-policy). Under torchrun each rank calls
+`setup_distributed()`; decisions that end a loop (a time limit, a stop flag) go through
+`any_rank` so that every rank takes them at the same step, never some ranks alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+from dexvision.errors import UserError
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def cores_per_process() -> int:
+    """This process's share of the cores: torchrun's ranks on one node split them."""
+    return max(1, available_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def resolve_workers(text: str, flag: str = "--workers") -> int:
+    """A worker-count flag: 'auto' (one per core) or a positive integer; one clear error otherwise."""
+    if text == "auto":
+        return available_cores()
+    try:
+        workers = int(text)
+    except ValueError:
+        raise UserError(f"{flag} must be 'auto' or a positive integer, got '{text}'") from None
+    if workers < 1:
+        raise UserError(f"{flag} must be >= 1, got {workers}")
+    return workers
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initializes the process group under torchrun (gloo on CPU, NCCL on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a plain process (for what only one process prints or writes)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+def any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    """True on every rank when `flag` is true on at least one (a MAX all-reduce; the flag itself when alone)."""
+    if world == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def teardown(world: int) -> None:
+    if world > 1 and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,74 @@
+"""The configuration of `train-policy`: one dataclass, loaded from YAML and overridden by flags."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from dexvision.policy.curriculum import CurriculumConfig
+from dexvision.policy.envs import OBS_MODES, EnvConfig
+from dexvision.policy.ppo import LossConfig
+
+ALGOS = ("ppo", "bc", "bc+ppo")
+
+
+@dataclasses.dataclass
+class TrainPolicyConfig:
+    task: str = "gimbal-block"
+    obs: str = "state"
+    algo: str = "ppo"
+    steps: int = 1_000_000  # environment frames to collect, over all processes
+    bc_steps: int = 0  # bc+ppo: frames of cloning before PPO takes over (0: half of steps)
+    num_envs: int = 64  # per process
+    rollout: int = 40  # steps per environment per iteration (a multiple of chunk)
+    chunk: int = 10  # LSTM back-propagation length; the state is carried across chunks
+    epochs: int = 2
+    feature_epochs: int = 0  # pixels: extra epochs on the vision features of the rollout (vision not updated)
+    minibatches: int = 4  # per epoch, split by environment
+    lr: float = 3e-4
+    vision_lr_scale: float = 0.1  # the vision sub-model learns at lr * this (fine-tuning a pretrained encoder)
+    gamma: float = 0.98
+    gae_lambda: float = 0.95
+    max_grad_norm: float = 0.5
+    normalize_rewards: bool = True  # PPO: rewards / running std of the discounted return (value targets ~ 1)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    embed_dim: int = 512
+    lstm_hidden: int = 256
+    shared_embeddings: bool = False
+    vision_arch: str = "impala"  # pixel policies without --init-vision
+    image_size: int = 64
+    vision_head_hidden: int = 512
+    teacher: str = ""  # state policy checkpoint (bc, bc+ppo)
+    init_vision: str = ""  # train-vision checkpoint whose weights start the vision sub-model
+    render_workers: int = -1  # pixel observations: rendering processes (-1: one per core, 0: in process)
+    env_workers: int = -1  # processes stepping the environments (-1: one per core for state, none for pixels)
+    seed: int = 0
+    out: str = ""
+    wandb: bool = False
+    checkpoint_every: int = 25  # iterations
+    log_every_s: float = 10.0
+    eval_every_min: float = 0.0  # greedy evaluation during training (0: only at the end)
+    eval_episodes: int = 10
+    time_limit_min: float = 0.0  # stop (evaluate, checkpoint) after this long; 0: no limit
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    curriculum: CurriculumConfig = dataclasses.field(default_factory=CurriculumConfig)
+
+    def __post_init__(self):
+        if self.obs not in OBS_MODES:
+            raise ValueError(f"obs must be one of {', '.join(OBS_MODES)}, got {self.obs!r}")
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        for name in ("steps", "num_envs", "rollout", "chunk", "epochs", "minibatches", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rollout % self.chunk:
+            raise ValueError(f"rollout ({self.rollout}) must be a multiple of chunk ({self.chunk})")
+        if self.num_envs % self.minibatches:
+            raise ValueError(f"num_envs ({self.num_envs}) must be divisible by minibatches ({self.minibatches})")
+        if self.algo != "ppo" and not self.teacher:
+            raise ValueError(f"--algo {self.algo} needs --teacher (a state policy checkpoint)")
+        if self.eval_episodes < 1:
+            raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
+        if self.algo == "bc+ppo" and self.bc_steps >= self.steps:
+            raise ValueError(f"bc_steps ({self.bc_steps}) must be below steps ({self.steps}) for bc+ppo")
+        if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ValueError("need lr > 0, 0 < gamma <= 1 and 0 <= gae_lambda <= 1")
