@@ -5,11 +5,17 @@
     python benchmarks/policy.py student --out /tmp/pb --vision VISION_CKPT   # BC from pixels, 30 min
     python benchmarks/policy.py hand --out /tmp/pb --vision VISION_CKPT      # one PPO + one BC iteration
     python benchmarks/policy.py curves --out /tmp/pb  # docs/policy-curves.png from the two runs above
+    python benchmarks/policy.py hand-teacher --out /tmp/pb   # hand-teacher.yaml for 120 min, then evaluations
+    python benchmarks/policy.py hand-curves --out /tmp/pb    # docs/hand-teacher-curves.png
 
 The teacher and student parts run the real `train-policy` command with the shipped
 configs (configs/policy/) and report the frames and wall time at which the median
 successes per episode first reached the goal (teacher: 25; student: 80% of the
-teacher's final greedy median), then the final greedy evaluation.
+teacher's final greedy median), then the final greedy evaluation. The hand teacher
+part trains configs/policy/hand-teacher.yaml (greedy evaluation every 10 minutes on the
+full task), reports frames and minutes to medians of 1, 3 and 10, and evaluates the
+final checkpoint on 20 episodes under both physics profiles (transfer: reference /
+fast).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ def env_throughput(seconds: float = 5.0) -> list[dict]:
 
     rows = []
     for task, n in (("gimbal-block", 64), ("hand-block", 16)):
-        env = BlockReorientEnv(EnvConfig(task=task), n)
+        env = BlockReorientEnv(EnvConfig(task=task, physics="reference"), n)
         env.reset(seed=0)
         rng = np.random.default_rng(0)
         middle = env.cfg.action_bins // 2
@@ -57,8 +63,8 @@ def env_throughput(seconds: float = 5.0) -> list[dict]:
             mujoco.mj_step(model, data, nstep=1000)
             raw_steps += 1000
         raw_rate = raw_steps / (time.perf_counter() - start)
-        physics_rate = env_rate * env.cfg.substeps
-        rows.append({"task": task, "num_envs": n, "env_steps_per_s": env_rate, "substeps": env.cfg.substeps,
+        physics_rate = env_rate * env.substeps
+        rows.append({"task": task, "num_envs": n, "env_steps_per_s": env_rate, "substeps": env.substeps,
                      "env_physics_steps_per_s": physics_rate, "raw_mj_steps_per_s": raw_rate,
                      "ratio": physics_rate / raw_rate})
     return rows
@@ -119,6 +125,63 @@ def hand(out: Path, vision: str) -> dict:
     return rows
 
 
+def evaluate(checkpoint: Path, physics: str, log: Path) -> dict:
+    out = log.with_suffix(".json")
+    cmd = [sys.executable, "-m", "dexvision.policy.evaluate", "--checkpoint", str(checkpoint), "--episodes", "20",
+           "--physics", physics, "--out", str(out)]
+    print("$", " ".join(cmd[2:]), flush=True)
+    with open(log, "w") as f:
+        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    return json.loads(out.read_text())
+
+
+def hand_teacher(out: Path, minutes: float) -> dict:
+    run = out / "hand-teacher"
+    if not (run / "metrics.json").exists():
+        train(["--config", "configs/policy/hand-teacher.yaml", "--steps", "1G", "--out", str(run),
+               "--set", f"time_limit_min={minutes}"], out / "hand-teacher.log")
+    result = json.loads((run / "metrics.json").read_text())
+    evals = {p: evaluate(run / "checkpoint.pt", p, out / f"hand-teacher-eval-{p}.log") for p in ("fast", "reference")}
+    fast, ref = evals["fast"]["median_successes"], evals["reference"]["median_successes"]
+    return {"frames": result["frames"], "wall_min": result["wall_time_s"] / 60,
+            "frames_per_s": result["frames_per_s"], "curriculum": result["curriculum"],
+            **{f"reached_{k}_eval": first_reaching(run, "eval/median_successes", k) for k in (1, 3, 10)},
+            **{f"reached_{k}_train": first_reaching(run, "charts/median_successes", k) for k in (1, 3, 10)},
+            "final_fast": evals["fast"], "final_reference": evals["reference"],
+            "transfer_reference_over_fast": ref / fast if fast else None}
+
+
+def hand_curves(out: Path, png: Path) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    lines = [json.loads(x) for x in (out / "hand-teacher" / "metrics.jsonl").read_text().splitlines()]
+    timed = [m for m in lines if "perf/wall_time_s" in m]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    train_pts = [(m["perf/wall_time_s"] / 60, m["charts/successes_per_episode"]) for m in timed
+                 if "charts/successes_per_episode" in m]
+    eval_pts = [(m["perf/wall_time_s"] / 60, m["eval/median_successes"]) for m in timed if "eval/median_successes" in m]
+    if train_pts:
+        ax.plot(*zip(*train_pts), lw=0.8, label="training episodes (curriculum goals), mean of last 20")
+    if eval_pts:
+        ax.plot(*zip(*eval_pts), "o-", label="greedy evaluation, full task, median of 20 episodes")
+    ax.set(title="hand-block PPO teacher (state, fast physics)", xlabel="wall time (min, 2 CPU cores)",
+           ylabel="successes per episode")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    angle = [(m["step"] / 1e6, m["charts/goal_max_angle"]) for m in timed if "charts/goal_max_angle" in m]
+    if angle:
+        axes[1].plot(*zip(*angle))
+    axes[1].set(title="curriculum: goal distance bound", xlabel="frames (M)", ylabel="radians", ylim=(0, 3.3))
+    axes[1].grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    print(f"wrote {png}")
+
+
 def curves(out: Path, png: Path) -> None:
     import matplotlib  # noqa: PLC0415
 
@@ -148,11 +211,12 @@ def curves(out: Path, png: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("part", choices=["env", "teacher", "student", "hand", "curves"])
+    p.add_argument("part", choices=["env", "teacher", "student", "hand", "curves", "hand-teacher", "hand-curves"])
     p.add_argument("--out", default="/tmp/bench-policy", help="run directories and logs")
     p.add_argument("--vision", help="train-vision checkpoint for --init-vision (student, hand)")
     p.add_argument("--teacher-minutes", type=float, default=20)
     p.add_argument("--student-minutes", type=float, default=30)
+    p.add_argument("--hand-teacher-minutes", type=float, default=120)
     p.add_argument("--png", default=str(ROOT / "docs" / "policy-curves.png"))
     args = p.parse_args()
     out = Path(args.out)
@@ -168,6 +232,11 @@ def main() -> None:
         result = student(out, args.vision, args.student_minutes)
     elif args.part == "hand":
         result = hand(out, args.vision)
+    elif args.part == "hand-teacher":
+        result = hand_teacher(out, args.hand_teacher_minutes)
+    elif args.part == "hand-curves":
+        hand_curves(out, ROOT / "docs" / "hand-teacher-curves.png")
+        return
     else:
         curves(out, Path(args.png))
         return

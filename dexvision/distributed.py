@@ -39,6 +39,23 @@ def resolve_workers(text: str, flag: str = "--workers") -> int:
     return workers
 
 
+def stop_workers(conns: list, procs: list, goodbye, timeout: float = 5.0) -> None:
+    """End worker processes: send each its `goodbye` message, wait, terminate the ones still running,
+    close the pipes. Safe when a worker is already gone."""
+    for conn in conns:
+        try:
+            conn.send(goodbye)
+        except (BrokenPipeError, OSError):
+            pass
+    for proc in procs:
+        proc.join(timeout=timeout)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join()
+    for conn in conns:
+        conn.close()
+
+
 def setup_distributed() -> tuple[int, int, torch.device]:
     """(rank, world size, device); initializes the process group under torchrun (gloo on CPU, NCCL on GPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

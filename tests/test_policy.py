@@ -17,11 +17,14 @@ from dexvision.config import load_config
 from dexvision.policy import evaluate as evaluate_cli
 from dexvision.policy import train as train_cli
 from dexvision.policy.checkpoint import load_policy_checkpoint, save_policy
-from dexvision.policy.envs import BlockReorientEnv, EnvConfig
+from dexvision.policy.curriculum import Curriculum, CurriculumConfig
+from dexvision.policy.envs import BlockReorientEnv, EnvConfig, nearby_goal
+from dexvision.policy.evaluate import evaluate_checkpoint
 from dexvision.policy.model import ActorCritic, PolicyConfig
 from dexvision.policy.ppo import NoiseScale, compute_gae
 from dexvision.policy.train import PolicyTrainer, TrainPolicyConfig
-from dexvision.sim.rotations import quat_to_rotvec, axis_angle_to_quat
+from dexvision.policy.workers import EnvWorkerError, EnvWorkers
+from dexvision.sim.rotations import axis_angle_to_quat, quat_angle, quat_to_rotvec, random_quat
 from dexvision.vision.checkpoint import save_checkpoint
 from dexvision.vision.model import PoseNet, PoseNetConfig
 
@@ -346,3 +349,145 @@ def test_torchrun_two_processes(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     result = json.loads((out / "metrics.json").read_text())
     assert result["world_size"] == 2 and result["frames"] == 160  # 2 ranks x 4 envs x 10 steps x 2 iterations
+
+
+# -- hand teacher: env workers, physics profiles, curriculum, relative actions ----------------
+def _roll(env, steps: int = 6, seed: int = 3):
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(0)
+    out, rewards, dones = [obs], [], []
+    for _ in range(steps):
+        obs, reward, _, _, info = env.step(rng.integers(0, env.cfg.action_bins, (env.num_envs, env.nu)))
+        out.append(obs)
+        rewards.append(reward)
+        dones.append(info["done_mask"])
+    return out, np.array(rewards), np.array(dones)
+
+
+def test_env_workers_give_the_same_trajectories_whatever_their_number():
+    cfg = EnvConfig(task="hand-block", action_mode="relative", goal_timeout=3)  # timeouts: resets mid-roll
+    expected = _roll(BlockReorientEnv(cfg, 3))
+    for workers in (1, 2):
+        env = EnvWorkers(cfg, 3, workers)
+        try:
+            got = _roll(env)
+        finally:
+            env.close()
+        for a, b in zip(expected[0], got[0]):
+            assert a.keys() == b.keys()
+            for k in a:
+                assert np.array_equal(a[k], b[k]), (workers, k)
+        assert np.array_equal(expected[1], got[1]) and np.array_equal(expected[2], got[2])
+    assert expected[2].any()  # episodes ended and restarted inside the roll
+
+
+def test_env_worker_errors_reach_the_parent_as_one_exception():
+    env = EnvWorkers(EnvConfig(task="gimbal-block"), 2, 2)
+    try:
+        with pytest.raises(EnvWorkerError, match="goal max angle must be > 0"):
+            env.set_goal_max_angle(-1.0)
+    finally:
+        env.close()
+    assert all(not p.is_alive() for p in env._procs)
+
+
+def test_relative_actions_move_the_commands_by_at_most_a_step():
+    env = BlockReorientEnv(EnvConfig(task="hand-block", action_mode="relative", relative_step=0.1, obs_noise=0.0), 2)
+    env.reset(seed=0)
+    low, span = env._ctrl_low, env._ctrl_span
+    start = env.targets.copy()
+    np.testing.assert_allclose(env.prev_action, 2 * (start - low) / span - 1)  # the hold commands, observed
+    actions = np.full((2, env.nu), 5)  # middle bin: hold
+    actions[0] = 10  # top bin: up by a step
+    env.step(actions)
+    np.testing.assert_allclose(env.targets[1], start[1])
+    np.testing.assert_allclose(env.targets[0], np.minimum(start[0] + 0.1 * span, low + span))
+    np.testing.assert_allclose([d.ctrl for d in env.datas], env.targets)
+
+
+def test_goals_within_the_curriculum_bound():
+    rng = np.random.default_rng(0)
+    block = random_quat(rng)
+    for bound in (0.5, 1.2):
+        angles = [quat_angle(block, nearby_goal(block, rng, bound)) for _ in range(300)]
+        assert max(angles) <= bound + 1e-9 and min(angles) < bound / 2
+    # at pi the goals are uniform rotations: their mean distance from any orientation is pi/2 + 2/pi
+    uniform = [quat_angle(block, nearby_goal(block, rng, np.pi)) for _ in range(3000)]
+    assert abs(np.mean(uniform) - (np.pi / 2 + 2 / np.pi)) < 0.05
+
+
+def test_curriculum_widens_on_success_and_stops_at_the_full_task():
+    cur = Curriculum(CurriculumConfig(enabled=True, start_angle=2.8, step=0.2, promote_at=3, min_episodes=4))
+    assert cur.max_angle == 2.8
+    assert not cur.update([5, 5, 5])  # too few episodes at this bound yet
+    assert cur.update([1]) and cur.max_angle == pytest.approx(3.0)  # mean 4 >= 3
+    assert not cur.update([1, 1, 1, 1])  # a new bound starts a new count; mean 1 < 3
+    assert cur.update([9, 9]) and cur.complete and cur.max_angle == pytest.approx(np.pi)  # capped at pi
+    assert not cur.update([50] * 10) and cur.promotions == 2
+    other = Curriculum(CurriculumConfig(enabled=True))
+    other.load_state_dict(cur.state_dict())
+    assert other.max_angle == cur.max_angle and other.promotions == 2
+    assert Curriculum(CurriculumConfig(enabled=False)).complete  # disabled: the full task from the start
+
+
+def test_hand_teacher_iteration_records_the_physics_profile(tmp_path):
+    cfg = load_config(TrainPolicyConfig, "configs/policy/hand-teacher.yaml",
+                      ["num_envs=4", "minibatches=2", "rollout=10", "embed_dim=32", "lstm_hidden=32", "env_workers=2",
+                       f"out={json.dumps(str(tmp_path / 'hand'))}", "eval_episodes=2", "env.goal_timeout=5"])
+    trainer = PolicyTrainer(cfg)
+    try:
+        assert trainer.env_workers == 2 and trainer.env.substeps == 4  # 40 ms of 10 ms steps
+        metrics = trainer.iterate()
+        assert metrics["charts/goal_max_angle"] == pytest.approx(0.6)
+        trainer.checkpoint()
+    finally:
+        trainer.env.close()
+        trainer.tracker.close()
+    ckpt = load_policy_checkpoint(tmp_path / "hand" / "checkpoint.pt")
+    assert ckpt["physics"] == "fast" and ckpt["env_config"]["physics"] == "fast"
+    assert ckpt["curriculum"]["max_angle"] == pytest.approx(0.6)
+    # evaluate-policy runs it on the full task under the reference physics
+    summary = evaluate_checkpoint(tmp_path / "hand" / "checkpoint.pt", 2, physics="reference", progress=False)
+    assert summary["physics"] == "reference" and summary["trained_physics"] == "fast" and summary["episodes"] == 2
+
+
+def test_hand_inputs_are_checked_before_workers_start(teacher, tmp_path, capsys):
+    assert train_cli.main(["--env-workers", "0", "--out", str(tmp_path / "a"), *TINY]) == 2
+    one_error_line(capsys.readouterr().err, "--env-workers must be >= 1")
+    assert train_cli.main(["--physics", "nonsense", "--out", str(tmp_path / "b"), *TINY]) == 2
+    one_error_line(capsys.readouterr().err, "unknown physics profile 'nonsense'")
+    assert evaluate_cli.main(["--checkpoint", str(teacher), "--physics", "nonsense"]) == 2
+    one_error_line(capsys.readouterr().err, "unknown physics profile 'nonsense' (valid: reference, fast)")
+    assert evaluate_cli.main(["--checkpoint", str(teacher), "--env-workers", "0"]) == 2
+    one_error_line(capsys.readouterr().err, "--env-workers must be >= 1")
+    code = train_cli.main(["--task", "hand-block", "--algo", "bc", "--teacher", str(teacher), "--out",
+                           str(tmp_path / "c"), *TINY])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, "is a gimbal-block policy, not a hand-block one")
+
+
+def test_a_seeded_run_repeats_itself_on_cpu(tmp_path):
+    def one_iteration(seed: int, name: str) -> dict:
+        trainer = PolicyTrainer(tiny_config(seed=seed, out=str(tmp_path / name)))
+        try:
+            trainer.iterate()
+            return _params(trainer.model)
+        finally:
+            trainer.env.close()
+            trainer.tracker.close()
+
+    a, b, c = one_iteration(5, "a"), one_iteration(5, "b"), one_iteration(6, "c")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_importing_the_packages_leaves_the_environment_alone():
+    code = ("import os\n"
+            "before = dict(os.environ)\n"
+            "import dexvision.render, dexvision.render.renderer, dexvision.datasets.render_shards\n"
+            "import dexvision.policy.train, dexvision.vision.train\n"
+            "assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())\n"
+            "print('ok')\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYOPENGL_PLATFORM", "MUJOCO_GL")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]

@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from dexvision.distributed import stop_workers
 from dexvision.errors import UserError
 from dexvision.render.renderer import RenderConfig
 
@@ -96,13 +97,5 @@ class RenderPool:
         return np.concatenate(parts)
 
     def close(self) -> None:
-        for conn in self._conns:
-            try:
-                conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        for proc in self._procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.terminate()
+        stop_workers(self._conns, self._procs, None)
         self._conns, self._procs = [], []

@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import create_shared_memory, read_from_shared_memory
 
-from dexvision.distributed import cores_per_process
+from dexvision.distributed import cores_per_process, stop_workers
 from dexvision.errors import UserError
 from dexvision.policy.envs import BlockReorientEnv, EnvConfig
 
@@ -196,18 +196,7 @@ class EnvWorkers(gym.vector.VectorEnv):
         if getattr(self, "_closed", True):
             return
         self._closed = True
-        for conn in self._conns:
-            try:
-                conn.send(("close", None))
-            except (BrokenPipeError, OSError):
-                pass
-        for proc in self._procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join()
-        for conn in self._conns:
-            conn.close()
+        stop_workers(self._conns, self._procs, ("close", None))
 
     def __del__(self):
         self.close()
