@@ -40,7 +40,7 @@ class TrainPolicyConfig:
     teacher: str = ""  # state policy checkpoint (bc, bc+ppo)
     init_vision: str = ""  # train-vision checkpoint whose weights start the vision sub-model
     render_workers: int = -1  # pixel observations: rendering processes (-1: one per core, 0: in process)
-    env_workers: int = -1  # processes stepping the environments (-1: one per core for state, none for pixels)
+    env_workers: int = -1  # processes stepping the environments (-1: one per core for hand-block state)
     seed: int = 0
     out: str = ""
     wandb: bool = False

@@ -39,7 +39,7 @@ def evaluate_checkpoint(path: str | Path, episodes: int, *, greedy: bool = True,
     if render_workers < 0:
         render_workers = torch.get_num_threads() if ckpt["obs"] == "pixels" else 0
     n = min(episodes, MAX_PARALLEL)
-    env_workers = resolve_env_workers(env_workers, ckpt["obs"], n)
+    env_workers = resolve_env_workers(env_workers, ckpt["obs"], n, ckpt["task"])
     model = build_policy(ckpt)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes rendering pixel observations (default: one per core; 0: in this process)")
     p.add_argument("--physics", help="physics profile to run under: fast or reference (default: the trained one)")
     p.add_argument("--env-workers", type=int, default=-1,
-                   help="processes stepping the environments (default: one per core for state, none for pixels)")
+                   help="processes stepping the environments (default: one per core for hand-block state, else none)")
     p.add_argument("--out", help="also write the summary to this JSON file")
     return p
 

@@ -91,7 +91,7 @@ class PolicyTrainer:
         vision, vision_weights = _vision_config(cfg, self.env_cfg.render.randomization.cameras.count)
         self.render_workers = cfg.render_workers if cfg.render_workers >= 0 else (
             torch.get_num_threads() if cfg.obs == "pixels" else 0)
-        self.env_workers = resolve_env_workers(cfg.env_workers, cfg.obs, cfg.num_envs)
+        self.env_workers = resolve_env_workers(cfg.env_workers, cfg.obs, cfg.num_envs, cfg.task)
         self.env = make_env(self.env_cfg, cfg.num_envs, cfg.obs, self.env_workers, self.render_workers)
         try:
             self._build(vision, vision_weights)
@@ -128,8 +128,8 @@ class PolicyTrainer:
         self._restore(self.scaffold.restore(load_policy_checkpoint))
         self.env.set_goal_max_angle(self.curriculum.max_angle)
         # feature epochs leave the vision sub-model without gradients: DDP must expect unused parameters
-        self.forward = (torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=cfg.obs == "pixels")
-                        if self.world > 1 else self.model)
+        ddp = torch.nn.parallel.DistributedDataParallel
+        self.forward = ddp(self.model, find_unused_parameters=cfg.obs == "pixels") if self.world > 1 else self.model
         self.tracker = self.scaffold.open_tracker(to_dict(cfg), cfg.wandb, self.frames)
         self.collector = Collector(self.env, self.model, self.teacher, cfg.rollout, cfg.chunk, self.device,
                                    seed=cfg.seed * 1000 + self.rank)
@@ -287,9 +287,9 @@ class PolicyTrainer:
             "last_metrics": metrics,
         }
         if self.tracker is not None:
-            self.tracker.log(self.frames, {**{f"eval/{k}": v for k, v in final.items()}, "perf/wall_time_s": wall,
-                                           "charts/frames": self.frames, "charts/optimizer_steps": self.optimizer_steps},
-                             with_system=False)
+            closing = {**{f"eval/{k}": v for k, v in final.items()}, "perf/wall_time_s": wall,
+                       "charts/frames": self.frames, "charts/optimizer_steps": self.optimizer_steps}
+            self.tracker.log(self.frames, closing, with_system=False)
         self.scaffold.finish(result, self.tracker)
         return result
 
@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, help="rendered image size for --obs pixels (default 64)")
     p.add_argument("--num-envs", type=int, help="environments per process (default 64)")
     p.add_argument("--env-workers", type=int,
-                   help="processes stepping the environments (default: one per core for state, none for pixels)")
+                   help="processes stepping the environments (default: one per core for hand-block state, else none)")
     p.add_argument("--physics", help="hand physics profile: fast (default) or reference")
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument("--out", help="run directory (default runs/<sha7>-policy-<task>-<obs>-<algo>)")
