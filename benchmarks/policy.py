@@ -135,6 +135,23 @@ def evaluate(checkpoint: Path, physics: str, log: Path) -> dict:
     return json.loads(out.read_text())
 
 
+def bounded_evaluation(checkpoint: Path, physics: str, max_angle: float, episodes: int = 20) -> dict:
+    """Greedy episodes with goals within `max_angle` of the block (the curriculum's bound), under `physics`:
+    where the full task is still out of reach, this is where transfer between profiles can be read."""
+    from dexvision.policy.checkpoint import build_policy, env_config_of, load_policy_checkpoint  # noqa: PLC0415
+    from dexvision.policy.episodes import run_episodes, summarize_episodes  # noqa: PLC0415
+    from dexvision.policy.workers import make_env  # noqa: PLC0415
+
+    ckpt = load_policy_checkpoint(checkpoint)
+    env = make_env(env_config_of(ckpt, physics), episodes, "state", env_workers=min(2, os.cpu_count() or 1))
+    try:
+        env.set_goal_max_angle(max_angle)
+        summary = summarize_episodes(run_episodes(build_policy(ckpt), env, episodes))
+    finally:
+        env.close()
+    return {"physics": physics, "goal_max_angle": max_angle, **summary}
+
+
 def hand_teacher(out: Path, minutes: float) -> dict:
     run = out / "hand-teacher"
     if not (run / "metrics.json").exists():
@@ -143,12 +160,17 @@ def hand_teacher(out: Path, minutes: float) -> dict:
     result = json.loads((run / "metrics.json").read_text())
     evals = {p: evaluate(run / "checkpoint.pt", p, out / f"hand-teacher-eval-{p}.log") for p in ("fast", "reference")}
     fast, ref = evals["fast"]["median_successes"], evals["reference"]["median_successes"]
+    bound = result["curriculum"]["max_angle"]
+    bounded = {p: bounded_evaluation(run / "checkpoint.pt", p, bound) for p in ("fast", "reference")}
     return {"frames": result["frames"], "wall_min": result["wall_time_s"] / 60,
             "frames_per_s": result["frames_per_s"], "curriculum": result["curriculum"],
             **{f"reached_{k}_eval": first_reaching(run, "eval/median_successes", k) for k in (1, 3, 10)},
             **{f"reached_{k}_train": first_reaching(run, "charts/median_successes", k) for k in (1, 3, 10)},
             "final_fast": evals["fast"], "final_reference": evals["reference"],
-            "transfer_reference_over_fast": ref / fast if fast else None}
+            "transfer_reference_over_fast": ref / fast if fast else None,
+            "at_curriculum_bound": bounded,
+            "bounded_transfer_mean": (bounded["reference"]["mean_successes"] / bounded["fast"]["mean_successes"]
+                                      if bounded["fast"]["mean_successes"] else None)}
 
 
 def hand_curves(out: Path, png: Path) -> None:
@@ -161,14 +183,17 @@ def hand_curves(out: Path, png: Path) -> None:
     timed = [m for m in lines if "perf/wall_time_s" in m]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     ax = axes[0]
-    train_pts = [(m["perf/wall_time_s"] / 60, m["charts/successes_per_episode"]) for m in timed
+    train_pts = [(m["step"] / 1e6, m["charts/successes_per_episode"]) for m in timed
                  if "charts/successes_per_episode" in m]
-    eval_pts = [(m["perf/wall_time_s"] / 60, m["eval/median_successes"]) for m in timed if "eval/median_successes" in m]
+    eval_pts = [(m["step"] / 1e6, m["eval/median_successes"]) for m in timed if "eval/median_successes" in m]
     if train_pts:
-        ax.plot(*zip(*train_pts), lw=0.8, label="training episodes (curriculum goals), mean of last 20")
+        x, y = zip(*train_pts)
+        smooth = [sum(y[max(0, i - 9):i + 1]) / len(y[max(0, i - 9):i + 1]) for i in range(len(y))]
+        ax.plot(x, y, lw=0.5, alpha=0.4, color="C0")
+        ax.plot(x, smooth, color="C0", label="training episodes (curriculum goals), mean of last 20, smoothed")
     if eval_pts:
-        ax.plot(*zip(*eval_pts), "o-", label="greedy evaluation, full task, median of 20 episodes")
-    ax.set(title="hand-block PPO teacher (state, fast physics)", xlabel="wall time (min, 2 CPU cores)",
+        ax.plot(*zip(*eval_pts), "o-", color="C1", label="greedy evaluation, full task, median of 20 episodes")
+    ax.set(title="hand-block PPO teacher (state, fast physics, 2 CPU cores)", xlabel="frames (M)",
            ylabel="successes per episode")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
