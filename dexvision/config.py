@@ -35,6 +35,53 @@ def _is_range(tp: Any) -> bool:
     return tp == Range
 
 
+def _coerce_union(value: Any, tp: Any, where: str) -> Any:
+    args = typing.get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(value, arg, where)
+        except ConfigError as e:
+            errors.append(str(e))
+    raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+
+
+def _coerce_range(value: Any, where: str) -> tuple[float, float]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ConfigError(f"{where}: expected a range [low, high], got {value!r}")
+    low, high = (_coerce(v, float, where) for v in value)
+    if low > high:
+        raise ConfigError(f"{where}: range [{low}, {high}] has low > high")
+    return (low, high)
+
+
+def _coerce_sequence(value: Any, tp: Any, where: str) -> tuple | list:
+    origin = typing.get_origin(tp)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    args = typing.get_args(tp)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+    else:
+        item_tp = args[0] if args else Any
+        items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    return tuple(items) if origin is tuple else items
+
+
+_SCALARS = {  # type -> (accepts, what the error calls it, conversion)
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number", float),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", int),
+    bool: (lambda v: isinstance(v, bool), "true or false", bool),
+    str: (lambda v: isinstance(v, str), "a string", str),
+}
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against the annotation `tp` and convert it (lists to tuples, ints to floats)."""
     origin = typing.get_origin(tp)
@@ -43,37 +90,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping of fields, got {value!r}")
         return from_dict(tp, value, where)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        return _coerce_union(value, tp, where)
     if _is_range(tp):
-        if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise ConfigError(f"{where}: expected a range [low, high], got {value!r}")
-        low, high = (_coerce(v, float, where) for v in value)
-        if low > high:
-            raise ConfigError(f"{where}: range [{low}, {high}] has low > high")
-        return (low, high)
+        return _coerce_range(value, where)
     if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        args = typing.get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-            items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
-        else:
-            item_tp = args[0] if args else Any
-            items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
+        return _coerce_sequence(value, tp, where)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
@@ -81,22 +102,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return {str(k): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
     if tp is Any:
         return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
+    if tp in _SCALARS:
+        accepts, name, convert = _SCALARS[tp]
+        if not accepts(value):
+            raise ConfigError(f"{where}: expected {name}, got {value!r}")
+        return convert(value)
     raise ConfigError(f"{where}: unsupported field type {tp!r}")
 
 
