@@ -90,6 +90,15 @@ def any_rank(flag: bool, world: int, device: torch.device) -> bool:
     return bool(value.item())
 
 
+def gather_lists(items: list, world: int) -> list:
+    """Every rank's `items`, concatenated in rank order, on every rank (the list itself when alone)."""
+    if world == 1:
+        return list(items)
+    parts: list = [None] * world
+    dist.all_gather_object(parts, list(items))
+    return [x for part in parts for x in part]
+
+
 def teardown(world: int) -> None:
     if world > 1 and dist.is_initialized():
         dist.destroy_process_group()

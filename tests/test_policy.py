@@ -16,7 +16,8 @@ from conftest import one_error_line
 from dexvision.config import load_config
 from dexvision.policy import evaluate as evaluate_cli
 from dexvision.policy import train as train_cli
-from dexvision.policy.checkpoint import load_policy_checkpoint, save_policy
+from dexvision.errors import UserError
+from dexvision.policy.checkpoint import env_config_of, load_for_resume, load_policy_checkpoint, save_policy
 from dexvision.policy.curriculum import Curriculum, CurriculumConfig
 from dexvision.policy.envs import BlockReorientEnv, EnvConfig, nearby_goal
 from dexvision.policy.evaluate import evaluate_checkpoint
@@ -25,6 +26,7 @@ from dexvision.policy.ppo import NoiseScale, compute_gae
 from dexvision.policy.train import PolicyTrainer, TrainPolicyConfig
 from dexvision.policy.workers import EnvWorkerError, EnvWorkers
 from dexvision.sim.rotations import axis_angle_to_quat, quat_angle, quat_to_rotvec, random_quat
+from dexvision.sim.sampler import SamplerConfig
 from dexvision.vision.checkpoint import save_checkpoint
 from dexvision.vision.model import PoseNet, PoseNetConfig
 
@@ -366,9 +368,12 @@ def _roll(env, steps: int = 6, seed: int = 3):
 
 def test_env_workers_give_the_same_trajectories_whatever_their_number():
     cfg = EnvConfig(task="hand-block", action_mode="relative", goal_timeout=3)  # timeouts: resets mid-roll
-    expected = _roll(BlockReorientEnv(cfg, 3))
+    env = BlockReorientEnv(cfg, 3)
+    env.set_goal_max_angle(1.0)  # curriculum goals: drawn from each environment's own stream too
+    expected = _roll(env)
     for workers in (1, 2):
         env = EnvWorkers(cfg, 3, workers)
+        env.set_goal_max_angle(1.0)
         try:
             got = _roll(env)
         finally:
@@ -405,15 +410,27 @@ def test_relative_actions_move_the_commands_by_at_most_a_step():
     np.testing.assert_allclose([d.ctrl for d in env.datas], env.targets)
 
 
-def test_goals_within_the_curriculum_bound():
+def test_curriculum_goals_follow_the_conditioned_uniform_rotation():
     rng = np.random.default_rng(0)
     block = random_quat(rng)
-    for bound in (0.5, 1.2):
-        angles = [quat_angle(block, nearby_goal(block, rng, bound)) for _ in range(300)]
-        assert max(angles) <= bound + 1e-9 and min(angles) < bound / 2
+    cdf = lambda a: (a - np.sin(a)) / np.pi  # noqa: E731 - P(angle <= a) for a uniform rotation
+    for low, high in ((0.4, 1.2), (0.4, 3.0), (0.0, 0.8)):
+        angles = np.array([quat_angle(block, nearby_goal(block, rng, high, low)) for _ in range(4000)])
+        assert angles.min() >= low - 1e-9 and angles.max() <= high + 1e-9
+        mid = (low + high) / 2
+        expected = (cdf(mid) - cdf(low)) / (cdf(high) - cdf(low))  # 0.30 for (0.4, 1.2): not uniform in angle
+        assert abs(np.mean(angles <= mid) - expected) < 0.03, (low, high)
     # at pi the goals are uniform rotations: their mean distance from any orientation is pi/2 + 2/pi
     uniform = [quat_angle(block, nearby_goal(block, rng, np.pi)) for _ in range(3000)]
     assert abs(np.mean(uniform) - (np.pi / 2 + 2 / np.pi)) < 0.05
+
+
+def test_curriculum_goals_are_never_reached_as_they_are_drawn():
+    env = BlockReorientEnv(EnvConfig(task="gimbal-block", obs_noise=0.0), 8)
+    env.set_goal_max_angle(0.6)
+    env.reset(seed=0)
+    distances = [quat_angle(env.block_pose(i)[1], env.goal[i]) for i in range(8)]
+    assert min(distances) >= env.cfg.success_threshold - 1e-9 and max(distances) <= 0.6 + 1e-9
 
 
 def test_curriculum_widens_on_success_and_stops_at_the_full_task():
@@ -491,3 +508,29 @@ def test_importing_the_packages_leaves_the_environment_alone():
     env = {k: v for k, v in os.environ.items() if k not in ("PYOPENGL_PLATFORM", "MUJOCO_GL")}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+def test_user_errors_inside_env_workers_reach_the_parent_as_user_errors():
+    never_on_the_hand = SamplerConfig(max_attempts=1, drop_height=(1.0, 1.0), drop_xy_jitter=0.3)
+    with pytest.raises(UserError, match="no state kept the block on the hand"):
+        EnvWorkers(EnvConfig(task="hand-block", sampler=never_on_the_hand), 2, 2).reset(seed=0)
+    with pytest.raises(UserError, match="not a whole number of the 0.01 s physics steps"):
+        BlockReorientEnv(EnvConfig(task="hand-block", physics="fast", control_period=0.015), 1)
+
+
+def test_checkpoints_from_before_physics_profiles_resume_on_the_reference_physics(tmp_path):
+    old = tmp_path / "old.pt"
+    env = {"task": "gimbal-block", "substeps": 20, "action_bins": 11}
+    save_policy(old, {"task": "gimbal-block", "obs": "state", "env_config": env,
+                      "config": {"task": "gimbal-block", "env": env}})
+    assert load_for_resume(old)["config"]["env"] == {"task": "gimbal-block", "control_period": 0.04,
+                                                      "physics": "reference", "action_bins": 11}
+    cfg = env_config_of(load_policy_checkpoint(old))
+    assert cfg.physics == "reference" and cfg.control_period == pytest.approx(0.04)
+
+
+def test_a_teacher_whose_actions_mean_something_else_is_refused(teacher, tmp_path, capsys):
+    code = train_cli.main(["--algo", "bc", "--teacher", str(teacher), "--set", "env.action_mode=relative",
+                           "--out", str(tmp_path / "bc"), *TINY])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, "was trained with env.action_mode=absolute; this run has relative")

@@ -36,23 +36,47 @@ def build_policy(ckpt: dict) -> ActorCritic:
     return model.eval()
 
 
+def upgrade_env_dict(env: dict) -> dict:
+    """An environment config as this version reads it. Checkpoints from before physics profiles counted
+    `substeps` of 2 ms and ran the reference physics: they keep both."""
+    env = dict(env)
+    if "substeps" in env:
+        env["control_period"] = 0.002 * env.pop("substeps")
+        env.setdefault("physics", "reference")
+    return env
+
+
+def load_for_resume(path: str | Path) -> dict:
+    """A policy checkpoint whose training config is upgraded like its environment config."""
+    ckpt = load_policy_checkpoint(path)
+    ckpt["config"] = {**ckpt["config"], "env": upgrade_env_dict(ckpt["config"].get("env", {}))}
+    return ckpt
+
+
 def env_config_of(ckpt: dict, physics: str | None = None) -> EnvConfig:
-    """The environment a checkpoint was trained on, optionally under another physics profile. Checkpoints
-    from before physics profiles (a `substeps` count of 2 ms steps) ran the reference physics."""
-    data = dict(ckpt["env_config"])
-    if "substeps" in data:
-        data["control_period"] = 0.002 * data.pop("substeps")
-        data.setdefault("physics", "reference")
+    """The environment a checkpoint was trained on, optionally under another physics profile."""
+    data = upgrade_env_dict(ckpt["env_config"])
     if physics is not None:
         data["physics"] = physics
     return from_dict(EnvConfig, data)
 
 
-def load_teacher(path: str | Path, task: str) -> tuple[ActorCritic, dict]:
-    """A state policy to clone, checked to be one for `task`; one clear error otherwise."""
+# What an action means: a teacher's labels only make sense to a student whose actions mean the same.
+ACTION_FIELDS = ("action_mode", "relative_step", "action_bins", "control_period")
+
+
+def load_teacher(path: str | Path, task: str, env: EnvConfig | None = None) -> tuple[ActorCritic, dict]:
+    """A state policy to clone, checked to be one for `task` whose actions mean what they mean in `env`;
+    one clear error otherwise."""
     ckpt = load_policy_checkpoint(path)
     if ckpt["task"] != task:
         raise UserError(f"teacher {path} is a {ckpt['task']} policy, not a {task} one")
     if ckpt["obs"] != "state":
         raise UserError(f"teacher {path} is a {ckpt['obs']} policy; a teacher must see state (--obs state)")
+    if env is not None:
+        theirs = env_config_of(ckpt)
+        for field in ACTION_FIELDS:
+            if getattr(theirs, field) != getattr(env, field):
+                raise UserError(f"teacher {path} was trained with env.{field}={getattr(theirs, field)}; this run has "
+                                f"{getattr(env, field)} (set --set env.{field}=... to match)")
     return build_policy(ckpt), ckpt

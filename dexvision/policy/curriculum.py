@@ -3,8 +3,9 @@
 The full task draws each goal uniformly over all rotations: on average 126 degrees from
 the block's current orientation, far beyond what a policy that has not yet learned to
 hold the block can reach. With the curriculum, a goal is drawn within `max_angle` of
-the block's orientation at the moment the goal is set (a uniform rotation conditioned
-on that bound, see `dexvision.policy.envs.nearby_goal`). The bound starts at
+the block's orientation at the moment the goal is set, and beyond the success threshold
+(a uniform rotation conditioned on its angle lying between the two, see
+`dexvision.policy.envs.nearby_goal`), so every success is earned. The bound starts at
 `start_angle` and grows by `step` each time the mean successes of the last
 `min_episodes` training episodes played at the current bound reach `promote_at`; at pi
 the goals are the full task's and the curriculum is over. Evaluation always plays the full task.

@@ -17,7 +17,7 @@ scene's physics profile (`fast` for learning, `reference` for fidelity; see
 dexvision.sim.scenes); the control period is the same under both, so a policy
 trained on one can be run on the other. Goals are uniformly random rotations unless
 a curriculum narrows them (`set_goal_max_angle`): then a goal is drawn within that
-angle of the block's current orientation.
+angle of the block's current orientation, and beyond the success threshold.
 
 An environment's random stream depends only on the seed and its global index:
 `first_env`/`total_envs` make this object one slice of a larger batch (the env
@@ -44,6 +44,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from dexvision.errors import UserError
 from dexvision.render.renderer import RenderConfig
 from dexvision.sim.physics import PhysicsRandomizer
 from dexvision.sim.rotations import (axis_angle_to_quat, quat_angle, quat_conjugate, quat_multiply, quat_normalize,
@@ -111,8 +112,8 @@ def substeps_for(model: mujoco.MjModel, control_period: float) -> int:
     """Physics steps per control step; the period must be a whole number of the model's steps."""
     n = control_period / model.opt.timestep
     if abs(n - round(n)) > 1e-6 or round(n) < 1:
-        raise ValueError(f"control_period {control_period} s is not a whole number of {model.opt.timestep} s "
-                         "physics steps")
+        raise UserError(f"control_period {control_period} s is not a whole number of the {model.opt.timestep} s "
+                        "physics steps of this profile")
     return int(round(n))
 
 
@@ -125,14 +126,15 @@ _CDF_GRID = np.linspace(0.0, math.pi, 2049)
 _CDF_VALUES = _angle_cdf(_CDF_GRID)
 
 
-def nearby_goal(block: np.ndarray, rng: np.random.Generator, max_angle: float) -> np.ndarray:
-    """A goal within `max_angle` of the orientation `block`: a uniform rotation conditioned on its angle
-    being at most `max_angle` (so `max_angle = pi` is exactly the uniform distribution)."""
+def nearby_goal(block: np.ndarray, rng: np.random.Generator, max_angle: float, min_angle: float = 0.0) -> np.ndarray:
+    """A goal between `min_angle` and `max_angle` from the orientation `block`: a uniform rotation conditioned
+    on its angle lying in that interval (so `max_angle = pi` is exactly the uniform distribution, drawn as
+    such). The curriculum passes the success threshold as `min_angle`: no goal is reached as it is drawn."""
     if max_angle >= math.pi:
         return random_quat(rng)
     axis = rng.normal(size=3)
-    u = rng.random() * _angle_cdf(max_angle)
-    angle = float(np.interp(u, _CDF_VALUES, _CDF_GRID))
+    low, high = _angle_cdf(min(min_angle, max_angle)), _angle_cdf(max_angle)
+    angle = float(np.interp(low + rng.random() * (high - low), _CDF_VALUES, _CDF_GRID))
     return quat_normalize(quat_multiply(block, axis_angle_to_quat(axis, angle)))
 
 
@@ -236,7 +238,7 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         return np.tile(self._block_body_pos, (len(q), 1)), quat_normalize(q[:, a:a + 4])
 
     def _new_goal(self, i: int) -> np.ndarray:
-        return nearby_goal(self.block_pose(i)[1], self._rngs[i], self.goal_max_angle)
+        return nearby_goal(self.block_pose(i)[1], self._rngs[i], self.goal_max_angle, self.cfg.success_threshold)
 
     def _distance(self, quat: np.ndarray) -> np.ndarray:
         return quat_angle(quat, self.goal)

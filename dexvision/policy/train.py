@@ -26,9 +26,9 @@ import torch
 
 from dexvision.config import flag_overrides, load_config, to_dict
 from dexvision.datasets.format import parse_count
-from dexvision.distributed import is_main_process
+from dexvision.distributed import gather_lists, is_main_process
 from dexvision.errors import UserError, cli
-from dexvision.policy.checkpoint import load_policy_checkpoint, load_teacher, save_policy
+from dexvision.policy.checkpoint import load_for_resume, load_policy_checkpoint, load_teacher, save_policy
 from dexvision.policy.config import TrainPolicyConfig
 from dexvision.policy.curriculum import Curriculum
 from dexvision.policy.episodes import run_episodes, summarize_episodes
@@ -102,7 +102,7 @@ class PolicyTrainer:
     def _load_teacher(self) -> ActorCritic | None:
         if self.cfg.algo == "ppo":
             return None
-        teacher, _ = load_teacher(self.cfg.teacher, self.cfg.task)
+        teacher, _ = load_teacher(self.cfg.teacher, self.cfg.task, self.env_cfg)
         return teacher.to(self.device)
 
     def _build(self, vision: PoseNetConfig | None, vision_weights: dict | None) -> None:
@@ -195,7 +195,9 @@ class PolicyTrainer:
         phase = "bc" if self.frames < self.bc_frames else "ppo"
         t0 = time.perf_counter()
         rollout, next_value = self.collector.collect(self.stats, label=phase == "bc")
-        if self.curriculum.update(self.stats.take_finished()):
+        # every rank promotes on every rank's episodes: all train on the same goal bound
+        finished = self.stats.take_finished()
+        if not self.curriculum.complete and self.curriculum.update(gather_lists(finished, self.world)):
             self.env.set_goal_max_angle(self.curriculum.max_angle)
         t1 = time.perf_counter()
         if phase == "bc":
@@ -335,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(TrainPolicyConfig, args.config, overrides)
     if args.resume:
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-        cfg = resumed_config(TrainPolicyConfig, cfg, run_dir, args.config, overrides, load_policy_checkpoint)
+        cfg = resumed_config(TrainPolicyConfig, cfg, run_dir, args.config, overrides, load_for_resume)
     result = train(cfg, resume=args.resume)
     if is_main_process():
         e = result["evaluation"]

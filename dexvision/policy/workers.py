@@ -65,6 +65,13 @@ def _views(shared: dict, num_envs: int) -> dict[str, np.ndarray]:
     return {k: np.frombuffer(shared[k], dtype=STEP_ARRAYS[k], count=num_envs) for k in STEP_ARRAYS}
 
 
+def _send_quietly(conn, message) -> None:
+    try:
+        conn.send(message)
+    except (BrokenPipeError, OSError):
+        pass  # the parent is gone: nobody to tell
+
+
 def _worker(conn, cfg: EnvConfig, obs_mode: str, lo: int, hi: int, total: int, shm: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes the workers
     env = None
@@ -97,11 +104,10 @@ def _worker(conn, cfg: EnvConfig, obs_mode: str, lo: int, hi: int, total: int, s
             conn.send(("ok", None))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass  # the parent went away or is stopping: nothing to report
+    except UserError as e:  # a user's mistake (a sampler config that always drops the block, no GL): one line
+        _send_quietly(conn, ("user-error", (str(e), e.exit_code)))
     except Exception as e:  # noqa: BLE001 - sent to the parent, which raises it
-        try:
-            conn.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
-        except (BrokenPipeError, OSError):
-            pass
+        _send_quietly(conn, ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
     finally:
         if env is not None:
             env.close()
@@ -139,7 +145,7 @@ class EnvWorkers(gym.vector.VectorEnv):
         self._actions = np.frombuffer(shm["actions"], dtype=np.int64).reshape(num_envs, self.nu)
         self._arrays = _views(shm["step"], num_envs)
         bounds = np.linspace(0, num_envs, workers + 1).round().astype(int)
-        self._conns, self._procs = [], []
+        self._conns, self._procs, self._closed = [], [], False
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker, args=(child, cfg, obs, int(lo), int(hi), num_envs, shm), daemon=True)
@@ -147,7 +153,6 @@ class EnvWorkers(gym.vector.VectorEnv):
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
-        self._closed = False
         try:
             self._gather()
         except BaseException:
@@ -158,23 +163,31 @@ class EnvWorkers(gym.vector.VectorEnv):
         return dict(self._dims)
 
     def _gather(self) -> None:
-        """Wait for every worker's reply; raise the first error one of them sent."""
+        """Wait for every worker's reply; raise the first error one of them sent (a UserError as one)."""
         errors = []
         for conn, proc in zip(self._conns, self._procs):
             try:
                 status, msg = conn.recv()
             except (EOFError, ConnectionResetError):
                 status, msg = "error", f"environment worker {proc.pid} exited (code {proc.exitcode})"
-            if status == "error":
-                errors.append(msg)
+            if status != "ok" and status != "ready":
+                errors.append((status, msg))
+        for status, msg in errors:
+            if status == "user-error":
+                error = UserError(msg[0])
+                error.exit_code = msg[1]
+                raise error
         if errors:
-            raise EnvWorkerError(errors[0])
+            raise EnvWorkerError(errors[0][1])
 
     def _command(self, cmd: str, arg=None) -> None:
         if self._closed:
             raise RuntimeError("the environment workers are closed")
-        for conn in self._conns:
-            conn.send((cmd, arg))
+        for conn, proc in zip(self._conns, self._procs):
+            try:
+                conn.send((cmd, arg))
+            except (BrokenPipeError, OSError):
+                raise EnvWorkerError(f"environment worker {proc.pid} is gone (exit code {proc.exitcode})") from None
         self._gather()
 
     def _observation(self) -> dict[str, np.ndarray]:
