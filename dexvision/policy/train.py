@@ -31,7 +31,7 @@ from dexvision.errors import UserError, cli
 from dexvision.policy.checkpoint import load_for_resume, load_policy_checkpoint, load_teacher, save_policy
 from dexvision.policy.config import TrainPolicyConfig
 from dexvision.policy.curriculum import Curriculum
-from dexvision.policy.episodes import run_episodes, summarize_episodes
+from dexvision.policy.episodes import MAX_PARALLEL, run_episodes, summarize_episodes
 from dexvision.policy.loop import Collector, EpisodeStats
 from dexvision.policy.model import ActorCritic, policy_config_for
 from dexvision.policy.envs import state_keys
@@ -179,7 +179,7 @@ class PolicyTrainer:
 
     def evaluate(self) -> dict:
         """Greedy episodes of the full task (no curriculum) on fresh environments (rank 0 only)."""
-        n = min(self.cfg.eval_episodes, 32)
+        n = min(self.cfg.eval_episodes, MAX_PARALLEL)
         env = make_env(self.env_cfg, n, self.cfg.obs, min(self.env_workers, n), self.render_workers)
         try:
             self.model.eval()
