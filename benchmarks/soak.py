@@ -76,8 +76,14 @@ def plot(series: list[dict], windows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    ax1.step([w["end_min"] for w in windows], [w["samples_per_s"] for w in windows], where="pre", color="C0")
-    ax1.set_ylabel("samples/s (per window)")
+    end = series[-1]["t"]
+    minutes = [(a, min(a + 60.0, end)) for a in range(0, int(end), 60) if min(a + 60.0, end) - a >= 30]
+    ax1.plot([(a + b) / 120 for a, b in minutes], [window_rate(series, a, b) for a, b in minutes], ".-",
+             color="C0", label="per minute")
+    ax1.hlines([w["samples_per_s"] for w in windows], [w["start_min"] for w in windows],
+               [w["end_min"] for w in windows], color="C3", label="per window")
+    ax1.legend(loc="lower right", fontsize=8)
+    ax1.set_ylabel("samples/s")
     ax1.set_ylim(bottom=0)
     ax1.grid(alpha=0.3)
     names = sorted({k for s in series for k in s["workers_mb"]})
@@ -105,11 +111,18 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=32.0)
     p.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
     p.add_argument("--window", type=float, default=5.0, help="minutes per table row")
-    p.add_argument("--out", required=True, help="dataset directory (must not exist)")
+    p.add_argument("--out", help="dataset directory (must not exist)")
     p.add_argument("--keep", action="store_true", help="keep the rendered dataset (default: delete it)")
     p.add_argument("--json")
     p.add_argument("--plot")
+    p.add_argument("--replot", metavar="JSON", help="only redraw --plot from an earlier run's --json")
     args = p.parse_args()
+    if args.replot:
+        saved = json.loads(Path(args.replot).read_text())
+        plot(saved["series"], saved["windows"], Path(args.plot))
+        return 0
+    if not args.out:
+        p.error("--out is required")
     out = Path(args.out)
     if out.exists():
         p.error(f"{out} exists; the soak needs a new directory")

@@ -2,7 +2,9 @@
 
 `atomic_write` writes to a temporary name beside the target and renames it into
 place, so a crash (or kill -9) never leaves a half-written shard, record or checkpoint
-under the real name. A checkpoint is a dict with a `kind` ("dexvision-vision",
+under the real name. The temporary name carries the writer's host and process id, so
+that a later run can tell a leftover of a dead writer (`stale_temp`) from the file a
+live process, on this or another machine sharing the directory, is still writing. A checkpoint is a dict with a `kind` ("dexvision-vision",
 "dexvision-policy"): each package writes and reads its own kind through
 `save_checkpoint` / `load_checkpoint`, and a file of another kind is refused in one line.
 """
@@ -10,6 +12,9 @@ under the real name. A checkpoint is a dict with a `kind` ("dexvision-vision",
 from __future__ import annotations
 
 import os
+import re
+import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -19,10 +24,49 @@ import torch
 from dexvision.errors import UserError
 
 
+# A temporary file untouched for this long is a leftover whoever wrote it: a live writer appends
+# continuously (a shard's samples take seconds each, not hours).
+STALE_TEMP_S = 3600.0
+_TEMP = re.compile(r"\.tmp-(?P<host>[A-Za-z0-9_.-]+)-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+
+
+def temp_name(path: Path) -> Path:
+    """The temporary name `atomic_write` uses for `path`: hidden, with this host, process id and a nonce."""
+    return path.with_name(f".{path.name}.tmp-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def stale_temp(path: Path, now: float | None = None) -> bool:
+    """Whether temporary file `path` is a leftover that no live writer will rename: its writer was a
+    process of this host that is gone, or nobody has written to it for STALE_TEMP_S (other hosts' live
+    writers cannot be asked), or its name does not say who wrote it (an older version's)."""
+    match = _TEMP.search(path.name)
+    if match is None:
+        return True
+    if match["host"] == _host():
+        try:
+            os.kill(int(match["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # alive, another user's
+        else:
+            if int(match["pid"]) == os.getpid():
+                return False
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except FileNotFoundError:
+        return False  # renamed into place (or removed) meanwhile
+    return age > STALE_TEMP_S
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None], fsync: bool = False) -> None:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temp_name(path)
     try:
         write(tmp)
         if fsync:

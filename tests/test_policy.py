@@ -117,6 +117,19 @@ def test_embed_and_add_with_shared_and_separate_embeddings():
         assert reached == model.cfg.shared_embeddings
 
 
+def test_a_calm_start_favours_the_middle_bin():
+    model = _model(False)
+    obs = {"a": torch.randn(5, 6, 3), "b": torch.randn(5, 6, 4), "c": torch.randn(5, 6, 5)}
+    uniform = torch.softmax(model(obs, model.initial_state(6), torch.zeros(5, 6))[0], -1)
+    assert torch.allclose(uniform, torch.full_like(uniform, 0.2), atol=0.02)
+    model.favour_middle_bin(0.6)
+    probs = torch.softmax(model(obs, model.initial_state(6), torch.zeros(5, 6))[0], -1)
+    assert torch.allclose(probs[..., 2], torch.tensor(0.6), atol=0.02)  # 5 bins: the middle is bin 2
+    assert torch.allclose(probs[..., [0, 1, 3, 4]], torch.tensor(0.1), atol=0.02)
+    with pytest.raises(ValueError, match="init_hold_prob must be in"):
+        TrainPolicyConfig(init_hold_prob=1.0)
+
+
 def test_lstm_state_is_reset_at_episode_starts():
     model = _model(False)
     obs = {k: torch.randn(1, 3, n) for k, n in {"a": 3, "b": 4, "c": 5}.items()}

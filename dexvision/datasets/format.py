@@ -22,6 +22,13 @@ from dexvision.sim.rotations import quat_to_matrix
 FORMAT_VERSION = "dexvision-shards/1"
 IMAGE_FORMATS = ("jpg", "png")
 JPEG_QUALITY = 95
+JPEG_SUBSAMPLING = {"444": 0, "420": 2}  # chroma subsampling name -> PIL's code
+LABELS = ("full", "lean")
+# What a lean pose.json keeps: the pose, the state and the cameras' K, R, t. It leaves out what
+# (config, seed, index) or the kept fields recompute: the randomization and physics draws
+# (SampleGenerator.generate(index) draws them again), qvel, and the BOP fields (bop_fields()).
+LEAN_FIELDS = ("index", "task", "position", "quaternion", "qpos", "attempts", "cameras")
+LEAN_CAMERA_FIELDS = ("K", "R", "t", "width", "height")
 BOP_OBJ_ID = 1  # the block, in BOP's per-dataset object numbering
 _COUNT = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE]\d+)?)\s*([kKmMgGbB]?)\s*$")
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
@@ -48,11 +55,11 @@ def shard_name(shard_id: int) -> str:
     return f"shard-{shard_id:06d}.tar"
 
 
-def encode_image(image: np.ndarray, fmt: str) -> bytes:
+def encode_image(image: np.ndarray, fmt: str, quality: int = JPEG_QUALITY, subsampling: str = "444") -> bytes:
     buf = io.BytesIO()
     pil = Image.fromarray(image)
     if fmt == "jpg":
-        pil.save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=False)
+        pil.save(buf, format="JPEG", quality=quality, subsampling=JPEG_SUBSAMPLING[subsampling], optimize=False)
     elif fmt == "png":
         pil.save(buf, format="PNG", compress_level=6)
     else:
@@ -88,19 +95,30 @@ def pose_record(label: dict) -> dict:
     return record
 
 
-def encode_sample(label: dict, images: list[np.ndarray], fmt: str) -> list[tuple[str, bytes]]:
+def lean_record(label: dict) -> dict:
+    """The lean pose.json of a sample: LEAN_FIELDS, and each camera's LEAN_CAMERA_FIELDS."""
+    record = {k: label[k] for k in LEAN_FIELDS}
+    record["cameras"] = [{k: cam[k] for k in LEAN_CAMERA_FIELDS} for cam in label["cameras"]]
+    return record
+
+
+def encode_sample(label: dict, images: list[np.ndarray], fmt: str, quality: int = JPEG_QUALITY,
+                  subsampling: str = "444", labels: str = "full") -> list[tuple[str, bytes]]:
     """(member name, bytes) pairs of one sample, in the order they go into the tar."""
     key = sample_key(label["index"])
-    files = [(f"{key}.cam{i}.{fmt}", encode_image(img, fmt)) for i, img in enumerate(images)]
-    pose = json.dumps(pose_record(label), separators=(",", ":"), allow_nan=False).encode()
+    files = [(f"{key}.cam{i}.{fmt}", encode_image(img, fmt, quality, subsampling)) for i, img in enumerate(images)]
+    record = pose_record(label) if labels == "full" else lean_record(label)
+    pose = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
     files.append((f"{key}.pose.json", pose))
     return files
 
 
-def check_pose(pose: dict, n_cameras: int | None = None) -> list[str]:
-    """Problems with a decoded pose.json (empty when it is valid)."""
+def check_pose(pose: dict, n_cameras: int | None = None, labels: str = "full") -> list[str]:
+    """Problems with a decoded pose.json of a dataset whose labels are `labels` (empty when it is valid)."""
     problems = []
-    for field in ("index", "task", "position", "quaternion", "qpos", "cameras", "randomization"):
+    required = ("index", "task", "position", "quaternion", "qpos", "cameras") + (("randomization",)
+                                                                                 if labels == "full" else ())
+    for field in required:
         if field not in pose:
             problems.append(f"missing '{field}'")
     if problems:

@@ -18,15 +18,20 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
+import socket
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from dexvision.config import from_dict, to_dict
-from dexvision.datasets.format import IMAGE_FORMATS, encode_sample, parse_count, shard_name
+from dexvision.datasets.format import (
+    IMAGE_FORMATS, JPEG_QUALITY, JPEG_SUBSAMPLING, LABELS, encode_sample, parse_count, shard_name,
+)
 from dexvision.datasets.shards import (
-    DatasetSpec, load_manifest, prepare_directory, read_records, write_manifest, write_record, write_shard,
+    DatasetSpec, finished_record, load_manifest, prepare_directory, read_records, write_manifest, write_record,
+    write_shard,
 )
 from dexvision.distributed import resolve_workers
 from dexvision.errors import UserError, cli
@@ -54,9 +59,17 @@ def _generator(spec: DatasetSpec):
     return _GENERATOR[1]
 
 
-def render_shard(spec_dict: dict, out: str, shard_id: int, progress=None) -> dict:
-    """Render, write and record one shard; returns its record. Runs in any process."""
+def render_shard(spec_dict: dict, out: str, shard_id: int, progress=None, made_by: dict | None = None) -> dict:
+    """Render, write and record one shard; returns its record. Runs in any process. A shard that another
+    process (an overlapping slice) finished meanwhile is not rendered again: its record comes back with
+    `skipped` set."""
     spec = from_dict(DatasetSpec, spec_dict)
+    out_path = Path(out)
+    done = finished_record(out_path, spec, shard_id)
+    if done is not None:
+        if progress is not None:
+            progress(done["count"])
+        return {**done, "skipped": True}
     generator = _generator(spec)
     rejected_before = generator.sampler.rejected
     indices = spec.shard_range(shard_id)
@@ -66,19 +79,20 @@ def render_shard(spec_dict: dict, out: str, shard_id: int, progress=None) -> dic
             sample = generator.generate(index)
             if progress is not None:
                 progress(1)
-            yield encode_sample(sample.label, sample.images, spec.format)
+            yield encode_sample(sample.label, sample.images, spec.format, spec.jpeg_quality, spec.jpeg_subsampling,
+                                spec.labels)
 
-    out_path = Path(out)
     record = write_shard(out_path / shard_name(shard_id), samples())
     record = {"shard": shard_name(shard_id), "id": shard_id, "first_index": indices.start, **record,
               "rejected_states": generator.sampler.rejected - rejected_before,
-              "git_sha": code_version()["git_sha"]}
+              "git_sha": code_version()["git_sha"], "host": socket.gethostname(), **(made_by or {})}
     write_record(out_path, shard_id, record)
     return record
 
 
 def _init_worker(progress_queue) -> None:
     global _PROGRESS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool, quietly
     for k, v in WORKER_ENV.items():
         os.environ.setdefault(k, v)
     _PROGRESS = progress_queue
@@ -89,7 +103,9 @@ def _pool_task(spec_dict: dict, out: str, shard_id: int) -> dict:
 
 
 def _ray_task(spec_dict: dict, out: str, shard_id: int) -> dict:
-    return render_shard(spec_dict, out, shard_id)
+    import ray  # noqa: PLC0415
+
+    return render_shard(spec_dict, out, shard_id, made_by={"ray_node": ray.get_runtime_context().get_node_id()})
 
 
 def run_local(spec: DatasetSpec, out: Path, todo: list[int], workers: int, bar: tqdm) -> list[dict]:
@@ -118,41 +134,44 @@ def run_local(spec: DatasetSpec, out: Path, todo: list[int], workers: int, bar: 
     return records
 
 
-def run_ray(spec: DatasetSpec, out: Path, todo: list[int], address: str, bar: tqdm) -> list[dict]:
+def connect_ray(address: str) -> None:
+    """Connect this process to Ray at `address` ('local' starts a one-node cluster); one line if it fails."""
     try:
         import ray  # noqa: PLC0415
     except ImportError:
         raise UserError("--ray needs Ray: pip install 'ray>=2.9'") from None
     env = {**WORKER_ENV, "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl"),
            "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    runtime_env = {"env_vars": env}
+    quiet = {"runtime_env": {"env_vars": env}, "log_to_driver": False, "logging_level": logging.ERROR}
     try:
-        quiet = {"runtime_env": runtime_env, "log_to_driver": False, "logging_level": logging.ERROR}
         if address == "local":
             ray.init(include_dashboard=False, **quiet)
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UserError(f"cannot connect to Ray at '{address}': {str(e).splitlines()[0]}") from None
-    try:
-        task = ray.remote(num_cpus=1)(_ray_task)
-        spec_dict = to_dict(spec)
-        refs = [task.remote(spec_dict, str(out.resolve()), sid) for sid in todo]
-        records = []
-        while refs:
-            done, refs = ray.wait(refs, num_returns=1)
-            try:
-                record = ray.get(done[0])
-            except ray.exceptions.RayTaskError as e:
-                cause = e.as_instanceof_cause()
-                if isinstance(cause, UserError):
-                    raise UserError(str(cause)) from None
-                raise
-            records.append(record)
-            bar.update(record["count"])
-        return records
-    finally:
-        ray.shutdown()
+
+
+def run_ray(spec: DatasetSpec, out: Path, todo: list[int], bar: tqdm) -> list[dict]:
+    """Render the shards as Ray tasks (one CPU each) on the cluster this process is connected to."""
+    import ray  # noqa: PLC0415
+
+    task = ray.remote(num_cpus=1)(_ray_task)
+    spec_dict = to_dict(spec)
+    refs = [task.remote(spec_dict, str(out.resolve()), sid) for sid in todo]
+    records = []
+    while refs:
+        done, refs = ray.wait(refs, num_returns=1)
+        try:
+            record = ray.get(done[0])
+        except ray.exceptions.RayTaskError as e:
+            cause = e.as_instanceof_cause()
+            if isinstance(cause, UserError):
+                raise UserError(str(cause)) from None
+            raise
+        records.append(record)
+        bar.update(record["count"])
+    return records
 
 
 def parse_shards(text: str | None, num_shards: int) -> range:
@@ -180,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(p)
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
     p.add_argument("--format", choices=IMAGE_FORMATS, default="jpg", help="image encoding (default jpg)")
+    p.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY,
+                   help=f"JPEG quality, 1-95 (default {JPEG_QUALITY}; see BENCHMARKS.md for bytes vs accuracy)")
+    p.add_argument("--jpeg-subsampling", choices=tuple(JPEG_SUBSAMPLING), default="444",
+                   help="JPEG chroma subsampling: 444 (none, default) or 420")
+    p.add_argument("--labels", choices=LABELS, default="full",
+                   help="pose.json: full (default) or lean (without what config, seed and index recompute)")
     p.add_argument("--workers", default="auto", help="local render processes (default: one per core)")
     p.add_argument("--ray", metavar="ADDRESS", help="render on Ray: 'auto' (running cluster), 'local', or an address")
     p.add_argument("--shards", metavar="A:B", help="render only shards A..B-1 (array jobs)")
@@ -214,45 +239,76 @@ def write_preview(out: Path, path: Path, samples: int = 4) -> None:
     contact_sheet(rows, annotate_labels=True).save(path)
 
 
-@cli
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    args = build_parser().parse_args(argv)
+def config_from_args(args: argparse.Namespace) -> tuple[DatasetSpec, range]:
+    """The dataset's spec and the shards to render, from parsed flags (no files written, nothing started)."""
     n = parse_count(args.n)
     if args.shard_size < 1:
         raise UserError(f"--shard-size must be >= 1, got {args.shard_size}")
     if args.preview and Path(args.preview).suffix.lower() != ".png":
         raise UserError(f"--preview must name a .png file, got {args.preview}")
-    spec = DatasetSpec(n=n, shard_size=args.shard_size, format=args.format, data=data_config(args))
+    resolve_workers(args.workers)
+    if not 1 <= args.jpeg_quality <= 95:
+        raise UserError(f"--jpeg-quality must be within [1, 95], got {args.jpeg_quality}")
+    spec = DatasetSpec(n=n, shard_size=args.shard_size, format=args.format, jpeg_quality=args.jpeg_quality,
+                       jpeg_subsampling=args.jpeg_subsampling, labels=args.labels, data=data_config(args))
+    return spec, parse_shards(args.shards, spec.num_shards)
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    spec, wanted = config_from_args(args)
     out = Path(args.out)
-    wanted = parse_shards(args.shards, spec.num_shards)
     workers = resolve_workers(args.workers)
     prepare_directory(out, spec)
     done = read_records(out, spec)
     todo = [sid for sid in wanted if sid not in done]
-    total = sum(len(spec.shard_range(sid)) for sid in todo)
     start = time.perf_counter()
+    if todo and args.ray:
+        connect_ray(args.ray)
+    try:
+        records = _render(args, spec, out, todo, workers)
+    finally:
+        if todo and args.ray:
+            import ray  # noqa: PLC0415
+
+            ray.shutdown()
+    manifest = write_manifest(out, spec)
+    elapsed = time.perf_counter() - start
+    if args.preview:
+        write_preview(out, Path(args.preview))
+    _report(out, records, manifest, elapsed)
+    return 0
+
+
+def _render(args: argparse.Namespace, spec: DatasetSpec, out: Path, todo: list[int], workers: int) -> list[dict]:
+    """Render the shards `todo` locally or on Ray; their records. The manifest is rewritten on any exit."""
+    total = sum(len(spec.shard_range(sid)) for sid in todo)
+    records: list[dict] = []
     if todo:
         print(f"rendering {len(todo)} of {spec.num_shards} shards ({total:,} samples) into {out} "
               f"with {'Ray at ' + args.ray if args.ray else f'{min(workers, len(todo))} process(es)'}")
         with tqdm(total=total, unit="sample", desc="render-shards", smoothing=0.05) as bar:
             try:
                 if args.ray:
-                    records = run_ray(spec, out, todo, args.ray, bar)
+                    records = run_ray(spec, out, todo, bar)
                 else:
                     records = run_local(spec, out, todo, min(workers, len(todo)), bar)
             except KeyboardInterrupt:
-                write_manifest(out, spec, read_records(out, spec))
+                write_manifest(out, spec)
                 raise UserError("interrupted; finished shards are kept: run the same command to resume") from None
             except BaseException:
-                write_manifest(out, spec, read_records(out, spec))
+                write_manifest(out, spec)
                 raise
-    else:
-        records = []
-    manifest = write_manifest(out, spec, read_records(out, spec))
-    elapsed = time.perf_counter() - start
-    if args.preview:
-        write_preview(out, Path(args.preview))
+    return records
+
+
+def _report(out: Path, records: list[dict], manifest: dict, elapsed: float) -> None:
+    skipped = [r for r in records if r.get("skipped")]
+    records = [r for r in records if not r.get("skipped")]
+    if skipped:
+        print(f"{len(skipped)} shard(s) were finished by another process meanwhile and were not rendered again")
     rendered = sum(r["count"] for r in records)
     if records:
         size = sum(r["bytes"] for r in records)
@@ -266,7 +322,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dataset {out}: {manifest['shards_written']}/{manifest['num_shards']} shards, "
           f"{manifest['samples_written']:,}/{manifest['num_samples']:,} samples, "
           f"{_human_bytes(manifest['bytes_written'])}, {status}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,15 @@ then is its record written. A kill at any moment leaves at most a temporary file
 (ignored and cleaned up) or a shard without a record (rendered again on resume).
 The manifest is rebuilt from the records at the end of every run, so array jobs
 that each render a slice into one directory all contribute to it.
+
+Concurrency: any number of processes, on one machine or on several that share the
+filesystem, may render into one directory at once, from its creation on
+(`prepare_directory` creates the manifest exactly once, atomically). Each shard is
+claimed by the rename that puts it in place, not by a lock: two processes given
+overlapping slices may both render a shard, but each writes its own temporary file
+and the renames replace one complete shard by an identical one (a shard's bytes
+depend only on the spec and its indices), so a reader never sees a mixed or partial
+shard. A process skips a shard whose record has landed before it starts it.
 """
 
 from __future__ import annotations
@@ -21,20 +30,23 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
+import time
 import uuid
 from pathlib import Path
 from typing import Iterable
 
 from dexvision.config import from_dict, to_dict
-from dexvision.datasets.format import FORMAT_VERSION, IMAGE_FORMATS, shard_name
+from dexvision.datasets.format import FORMAT_VERSION, IMAGE_FORMATS, JPEG_QUALITY, JPEG_SUBSAMPLING, LABELS, shard_name
 from dexvision.errors import UserError
-from dexvision.files import atomic_write
+from dexvision.files import atomic_write, stale_temp
 from dexvision.render.sample import DataConfig
 from dexvision.version import code_version
 
 MANIFEST = "dataset.json"
 RECORDS = ".records"
+_RECORD = re.compile(r"^shard-(\d+)\.json$")
 
 
 @dataclasses.dataclass
@@ -44,6 +56,9 @@ class DatasetSpec:
     n: int
     shard_size: int = 1000
     format: str = "jpg"
+    jpeg_quality: int = JPEG_QUALITY  # 1-95 (PIL's useful range); jpg only
+    jpeg_subsampling: str = "444"  # chroma: 444 (none) or 420 (half resolution in x and y); jpg only
+    labels: str = "full"  # full pose.json, or lean: without what (config, seed, index) recompute
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
 
     def __post_init__(self):
@@ -53,6 +68,13 @@ class DatasetSpec:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
         if self.format not in IMAGE_FORMATS:
             raise ValueError(f"format must be one of {', '.join(IMAGE_FORMATS)}, got '{self.format}'")
+        if not 1 <= self.jpeg_quality <= 95:
+            raise ValueError(f"jpeg_quality must be within [1, 95], got {self.jpeg_quality}")
+        if self.jpeg_subsampling not in JPEG_SUBSAMPLING:
+            raise ValueError(f"jpeg_subsampling must be one of {', '.join(JPEG_SUBSAMPLING)}, got "
+                             f"'{self.jpeg_subsampling}'")
+        if self.labels not in LABELS:
+            raise ValueError(f"labels must be one of {', '.join(LABELS)}, got '{self.labels}'")
 
     @property
     def num_shards(self) -> int:
@@ -162,35 +184,109 @@ def _first_difference(a, b, path: str = "") -> str | None:
     return None if a == b else f"{path}: {json.dumps(a)} here, {json.dumps(b)} in the directory"
 
 
-def prepare_directory(out: Path, spec: DatasetSpec) -> None:
-    """Create `out` (or check it is a dataset of the same spec); clean stale temporary files."""
-    if out.is_dir() and not (out / MANIFEST).exists() and any(out.iterdir()):
-        raise UserError(f"{out} is not empty and holds no dexvision dataset; choose an empty or new --out")
+# What render-shards itself puts in a dataset directory before its manifest exists: another process
+# that started on the same new --out a moment earlier may be half way through creating it.
+_OWN_BEFORE_MANIFEST = re.compile(r"^(\.records|\.write-test-.*|\.dataset\.json\.(tmp|claim)-.*)$")
+_MANIFEST_READ_TRIES = 50  # x 0.1 s: a manifest created without hard links is written in place
+
+
+def _create_manifest(out: Path, spec: DatasetSpec) -> bool:
+    """Create the manifest of a new dataset, once whoever else races for it; True if this call did.
+
+    The full manifest is written to a private file and hard-linked to its name: link(2) fails when the
+    name exists, atomically, on local and network filesystems alike. Where hard links are not
+    supported, an exclusive create (O_EXCL) makes the same claim, and readers retry until it is whole."""
+    claim = out / f".{MANIFEST}.claim-{uuid.uuid4().hex[:8]}"
+    text = json.dumps(_manifest(spec, {}), indent=1) + "\n"
     try:
-        (out / RECORDS).mkdir(parents=True, exist_ok=True)
+        claim.write_text(text)
+        try:
+            os.link(claim, out / MANIFEST)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+                raise
+        try:
+            fd = os.open(out / MANIFEST, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return True
+    finally:
+        claim.unlink(missing_ok=True)
+
+
+def _read_spec(out: Path) -> dict:
+    """The directory's spec, with the defaults of fields added since it was written (as it was made)."""
+    path = out / MANIFEST
+    for _ in range(_MANIFEST_READ_TRIES):
+        try:
+            spec = json.loads(path.read_text())["spec"]
+            break
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.1)
+    else:
+        raise UserError(f"{path} is not a dexvision manifest; use another --out")
+    try:
+        return to_dict(from_dict(DatasetSpec, spec))
+    except (UserError, ValueError, TypeError):
+        return spec  # a spec this version cannot read: compared as it is (and so refused)
+
+
+def prepare_directory(out: Path, spec: DatasetSpec) -> None:
+    """Create dataset `out` for `spec`, or join it if it already holds the same spec; clean stale leftovers.
+
+    Any number of processes (on one machine or several sharing the filesystem) may call this together
+    on the same new directory: exactly one creates the manifest, the others join it if their spec is
+    the same and are refused, in one line, if it differs, whichever came first."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write to {out}: {e.strerror or e}") from None
+    if not out.is_dir():
+        raise UserError(f"{out} is not a directory; choose an empty or new --out")
+    if not (out / MANIFEST).exists():
+        foreign = sorted(p.name for p in out.iterdir() if not _OWN_BEFORE_MANIFEST.match(p.name))
+        if foreign and not (out / MANIFEST).exists():
+            raise UserError(f"{out} is not empty and holds no dexvision dataset ({foreign[0]}, ...); "
+                            "choose an empty or new --out")
+        try:
+            _create_manifest(out, spec)
+        except OSError as e:
+            raise UserError(f"cannot write to {out}: {e.strerror or e}") from None
+    diff = _first_difference(to_dict(spec), _read_spec(out))
+    if diff:
+        raise UserError(f"{out} holds a dataset made with a different config ({diff}); "
+                        "run with the same flags to resume, or choose another --out")
+    try:
+        (out / RECORDS).mkdir(exist_ok=True)
         probe = out / f".write-test-{uuid.uuid4().hex[:8]}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
         raise UserError(f"cannot write to {out}: {e.strerror or e}") from None
-    manifest_path = out / MANIFEST
-    if manifest_path.exists():
-        try:
-            existing = json.loads(manifest_path.read_text())["spec"]
-        except (OSError, ValueError, KeyError):
-            raise UserError(f"{manifest_path} is not a dexvision manifest; use another --out") from None
-        diff = _first_difference(to_dict(spec), existing)
-        if diff:
-            raise UserError(f"{out} holds a dataset made with a different config ({diff}); "
-                            "run with the same flags to resume, or choose another --out")
-    else:
-        write_manifest(out, spec)
-    for stale in list(out.glob(".shard-*.tar.tmp-*")) + list(out.glob(".*.json.tmp-*")):
-        stale.unlink(missing_ok=True)
+    now = time.time()
+    for leftover in list(out.glob(".shard-*.tar.tmp-*")) + list(out.glob(".*.json.tmp-*")) \
+            + list((out / RECORDS).glob(".*.json.tmp-*")):
+        if stale_temp(leftover, now):  # never another live process's shard in the making
+            leftover.unlink(missing_ok=True)
 
 
 def record_path(out: Path, shard_id: int) -> Path:
     return out / RECORDS / shard_name(shard_id).replace(".tar", ".json")
+
+
+def finished_record(out: Path, spec: DatasetSpec, shard_id: int) -> dict | None:
+    """The record of shard `shard_id` if it is finished (record present, tar of the recorded size)."""
+    try:
+        record = json.loads(record_path(out, shard_id).read_text())
+        size = (out / shard_name(shard_id)).stat().st_size
+    except (OSError, ValueError):
+        return None
+    return record if size == record.get("bytes") and record.get("count") == len(spec.shard_range(shard_id)) else None
 
 
 def write_record(out: Path, shard_id: int, record: dict) -> None:
@@ -200,24 +296,22 @@ def write_record(out: Path, shard_id: int, record: dict) -> None:
 def read_records(out: Path, spec: DatasetSpec) -> dict[int, dict]:
     """Records of finished shards whose tar is present with the recorded size."""
     records = {}
-    for shard_id in range(spec.num_shards):
-        path = record_path(out, shard_id)
-        if not path.exists():
-            continue
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        tar = out / shard_name(shard_id)
-        if tar.exists() and tar.stat().st_size == record.get("bytes"):
-            records[shard_id] = record
+    try:
+        names = os.listdir(out / RECORDS)
+    except FileNotFoundError:
+        return records
+    for name in names:
+        match = _RECORD.match(name)
+        if match and int(match[1]) < spec.num_shards:
+            record = finished_record(out, spec, int(match[1]))
+            if record is not None:
+                records[int(match[1])] = record
     return records
 
 
-def write_manifest(out: Path, spec: DatasetSpec, records: dict[int, dict] | None = None) -> dict:
-    records = records or {}
+def _manifest(spec: DatasetSpec, records: dict[int, dict]) -> dict:
     shards = [records[i] for i in sorted(records)]
-    manifest = {
+    return {
         "format": FORMAT_VERSION,
         "spec": to_dict(spec),
         "code_version": code_version(),
@@ -229,8 +323,20 @@ def write_manifest(out: Path, spec: DatasetSpec, records: dict[int, dict] | None
         "bytes_written": sum(r["bytes"] for r in shards),
         "shards": shards,
     }
-    _atomic_json(out / MANIFEST, manifest)
-    return manifest
+
+
+def write_manifest(out: Path, spec: DatasetSpec) -> dict:
+    """Rebuild the manifest from the records on disk; returns it.
+
+    Processes that finish together each rewrite it, and the last rename wins; so each one checks,
+    after its rename, that no record landed since it read them, and writes again if one did. The
+    process whose rename is last thus wrote every record there is: no finished shard is left out."""
+    while True:
+        records = read_records(out, spec)
+        manifest = _manifest(spec, records)
+        _atomic_json(out / MANIFEST, manifest)
+        if read_records(out, spec).keys() == records.keys():
+            return manifest
 
 
 def load_manifest(out: Path) -> tuple[dict, DatasetSpec]:

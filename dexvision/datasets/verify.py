@@ -59,7 +59,7 @@ def check_shard(out: Path, spec: DatasetSpec, shard_id: int, record: dict | None
                 return f"sample {key}: {len(images)} images, expected {n_cams}"
             if any(img.shape != (size, size, 3) for img in images):
                 return f"sample {key}: image size is not {size}x{size}"
-            problems = check_pose(pose, n_cams)
+            problems = check_pose(pose, n_cams, spec.labels)
             if problems:
                 return f"sample {key}: {problems[0]}"
             if pose["index"] != int(key):

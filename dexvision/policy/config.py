@@ -34,6 +34,10 @@ class TrainPolicyConfig:
     embed_dim: int = 512
     lstm_hidden: int = 256
     shared_embeddings: bool = False
+    # The initial policy's probability of each actuator's middle bin (relative actions: hold the command);
+    # 0 leaves the initial policy uniform. A calm start: a uniform policy over relative bins moves every
+    # finger at random each step.
+    init_hold_prob: float = 0.0
     vision_arch: str = "impala"  # pixel policies without --init-vision
     image_size: int = 64
     vision_head_hidden: int = 512
@@ -70,5 +74,7 @@ class TrainPolicyConfig:
             raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
         if self.algo == "bc+ppo" and self.bc_steps >= self.steps:
             raise ValueError(f"bc_steps ({self.bc_steps}) must be below steps ({self.steps}) for bc+ppo")
+        if not 0 <= self.init_hold_prob < 1:
+            raise ValueError(f"init_hold_prob must be in [0, 1), got {self.init_hold_prob}")
         if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError("need lr > 0, 0 < gamma <= 1 and 0 <= gae_lambda <= 1")

@@ -16,6 +16,7 @@ features concatenated, the head's hidden layer); its output is the input `vision
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from torch import nn
@@ -113,6 +114,16 @@ class ActorCritic(nn.Module):
         self.value_lstm = nn.LSTMCell(d, cfg.lstm_hidden)
         self.policy_head = _linear(cfg.lstm_hidden, cfg.num_actions * cfg.action_bins, 0.01)
         self.value_head = _linear(cfg.lstm_hidden, 1, 1.0)
+
+    def favour_middle_bin(self, prob: float) -> None:
+        """Set the policy head's biases so that, while its weights are still near zero, each actuator picks
+        its middle bin with probability `prob` and the other bins evenly."""
+        bins = self.cfg.action_bins
+        bias = math.log(prob * (bins - 1) / (1.0 - prob))
+        with torch.no_grad():
+            view = self.policy_head.bias.view(self.cfg.num_actions, bins)
+            view.zero_()
+            view[:, bins // 2] = bias
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """Zero LSTM state for `batch` sequences: (4, B, hidden) = policy h, c, value h, c."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 
 import numpy as np
 
@@ -34,24 +35,30 @@ def _render_batch(renderer, qpos: np.ndarray, params: list[dict]) -> np.ndarray:
 
 
 def _worker(conn, task: str, cfg: RenderConfig) -> None:
+    """Render what the parent sends until it sends None or goes away. Errors go to the parent as text;
+    Ctrl-C is the parent's to handle (it closes the workers): a worker never prints a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("LP_NUM_THREADS", "1")  # Mesa: one rasterizer thread per worker
     try:
-        renderer = _make_renderer(task, cfg)
-        conn.send(("ready", None))
-    except Exception as e:  # noqa: BLE001 - reported to the parent as one line
-        conn.send(("error", f"{type(e).__name__}: {e}"))
-        return
-    params: dict[int, dict] = {}
-    while True:
-        msg = conn.recv()
-        if msg is None:
-            break
-        qpos, indices, new_params = msg
-        params.update(new_params)
         try:
-            conn.send(("ok", _render_batch(renderer, qpos, [params[i] for i in indices])))
-        except Exception as e:  # noqa: BLE001
+            renderer = _make_renderer(task, cfg)
+            conn.send(("ready", None))
+        except Exception as e:  # noqa: BLE001 - reported to the parent as one line
             conn.send(("error", f"{type(e).__name__}: {e}"))
+            return
+        params: dict[int, dict] = {}
+        while True:
+            msg = conn.recv()
+            if msg is None:
+                break
+            qpos, indices, new_params = msg
+            params.update(new_params)
+            try:
+                conn.send(("ok", _render_batch(renderer, qpos, [params[i] for i in indices])))
+            except Exception as e:  # noqa: BLE001
+                conn.send(("error", f"{type(e).__name__}: {e}"))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the parent closed the pipe or exited: nothing left to render for
 
 
 class RenderPool:

@@ -34,7 +34,7 @@ from dexvision.policy.curriculum import Curriculum
 from dexvision.policy.episodes import MAX_PARALLEL, run_episodes, summarize_episodes
 from dexvision.policy.loop import Collector, EpisodeStats
 from dexvision.policy.model import ActorCritic, policy_config_for
-from dexvision.policy.envs import state_keys
+from dexvision.policy.envs import BlockReorientEnv, state_keys
 from dexvision.policy.ppo import NoiseScale, RewardScaler, bc_loss, compute_gae, ppo_loss, update
 from dexvision.policy.workers import make_env, resolve_env_workers
 from dexvision.track.run import add_run_flags, run_name
@@ -87,14 +87,21 @@ class PolicyTrainer:
         self.rank, self.world, self.device = self.scaffold.rank, self.scaffold.world, self.scaffold.device
         self.env_cfg = dataclasses.replace(cfg.env, task=cfg.task,
                                            render=dataclasses.replace(cfg.env.render, image_size=cfg.image_size))
+        # Every input is checked before a worker process starts: a user's mistake ends in one line,
+        # with no worker left to print anything.
         self.teacher = self._load_teacher()
         vision, vision_weights = _vision_config(cfg, self.env_cfg.render.randomization.cameras.count)
         self.render_workers = cfg.render_workers if cfg.render_workers >= 0 else (
             torch.get_num_threads() if cfg.obs == "pixels" else 0)
         self.env_workers = resolve_env_workers(cfg.env_workers, cfg.obs, cfg.num_envs, cfg.task)
+        probe = BlockReorientEnv(self.env_cfg, 1, obs="state")  # sizes only: no episode, no rendering
+        try:
+            self._build_model(probe, vision, vision_weights)
+        finally:
+            probe.close()
         self.env = make_env(self.env_cfg, cfg.num_envs, cfg.obs, self.env_workers, self.render_workers)
         try:
-            self._build(vision, vision_weights)
+            self._start()
         except BaseException:
             self.env.close()
             raise
@@ -105,15 +112,17 @@ class PolicyTrainer:
         teacher, _ = load_teacher(self.cfg.teacher, self.cfg.task, self.env_cfg)
         return teacher.to(self.device)
 
-    def _build(self, vision: PoseNetConfig | None, vision_weights: dict | None) -> None:
-        """Model, optimizer and training state (restored on --resume), tracker and collector."""
+    def _build_model(self, env: BlockReorientEnv, vision: PoseNetConfig | None, vision_weights: dict | None) -> None:
+        """Model, optimizer and training state (restored on --resume), sized by `env`."""
         cfg = self.cfg
-        self.policy_cfg = policy_config_for(self.env, cfg.obs, state_keys(cfg.task), vision,
+        self.policy_cfg = policy_config_for(env, cfg.obs, state_keys(cfg.task), vision,
                                             embed_dim=cfg.embed_dim, lstm_hidden=cfg.lstm_hidden,
                                             shared_embeddings=cfg.shared_embeddings)
         self._check_teacher()
         with seeded(cfg.seed + 7919 * self.rank):
             self.model = ActorCritic(self.policy_cfg)
+        if cfg.init_hold_prob > 0:
+            self.model.favour_middle_bin(cfg.init_hold_prob)
         if vision_weights is not None:
             try:
                 self.model.vision.load_pretrained(vision_weights)
@@ -126,6 +135,10 @@ class PolicyTrainer:
         self.curriculum = Curriculum(cfg.curriculum)
         self.frames = self.iteration = self.optimizer_steps = 0
         self._restore(self.scaffold.restore(load_policy_checkpoint))
+
+    def _start(self) -> None:
+        """What runs against the environments: the curriculum's goals, DDP, the tracker and the collector."""
+        cfg = self.cfg
         self.env.set_goal_max_angle(self.curriculum.max_angle)
         # feature epochs leave the vision sub-model without gradients: DDP must expect unused parameters
         ddp = torch.nn.parallel.DistributedDataParallel
@@ -323,10 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@cli
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    args = build_parser().parse_args(argv)
+def config_from_args(args: argparse.Namespace) -> tuple[TrainPolicyConfig, list[str]]:
+    """The run's config from parsed flags (no files written, nothing started), and its overrides."""
     overrides = flag_overrides(args, ("task", "obs", "algo", "teacher", "init_vision", "image_size", "num_envs",
                                       "env_workers", "seed", "out"), ("shared_embeddings", "wandb"))
     if args.physics is not None:
@@ -335,6 +346,16 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, flag) is not None:
             overrides.append(f"{flag}={parse_count(getattr(args, flag), '--' + flag.replace('_', '-'))}")
     cfg = load_config(TrainPolicyConfig, args.config, overrides)
+    if cfg.obs == "pixels" and not cfg.init_vision:
+        check_arch(cfg.vision_arch)
+    return cfg, overrides
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    cfg, overrides = config_from_args(args)
     if args.resume:
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
         cfg = resumed_config(TrainPolicyConfig, cfg, run_dir, args.config, overrides, load_for_resume)

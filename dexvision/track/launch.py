@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,31 @@ def _executable(command: str) -> str:
     if not found:
         raise UserError(f"command '{command}' not found (is dexvision installed in this environment?)")
     return found
+
+
+# Each command an experiment can run, and the module with its parser and its side-effect-free
+# config_from_args: every run's flags and config are checked before the first run starts.
+_MODULES = {"train-policy": "dexvision.policy.train", "train-vision": "dexvision.vision.train",
+            "render-shards": "dexvision.datasets.render_shards"}
+
+
+def check_command(name: str, argv: list[str]) -> None:
+    """Raise a one-line UserError if run `name`'s command line would be refused by its command."""
+    import importlib  # noqa: PLC0415
+
+    module = importlib.import_module(_MODULES[argv[0]])
+    parser = module.build_parser()
+
+    def refuse(message: str):
+        raise UserError(f"run '{name}': {argv[0]}: {message}")
+
+    parser.error = refuse
+    try:
+        module.config_from_args(parser.parse_args(argv[1:]))
+    except UserError as e:
+        if str(e).startswith(f"run '{name}'"):
+            raise
+        raise UserError(f"run '{name}': {e}") from None
 
 
 def done_record(exp: Experiment, name: str) -> Path:
@@ -74,10 +100,17 @@ def execute(argv: list[str], log_path: str, cwd: str | None = None) -> tuple[int
     return code, time.perf_counter() - start
 
 
-def _record(exp: Experiment, name: str, argv: list[str], code: int, wall: float) -> None:
+def _ray_execute(argv: list[str], log_path: str, cwd: str | None = None) -> tuple[int, float, str]:
+    """The body of a Ray task: `execute`, and the Ray node it ran on."""
+    import ray  # noqa: PLC0415
+
+    return (*execute(argv, log_path, cwd), ray.get_runtime_context().get_node_id())
+
+
+def _record(exp: Experiment, name: str, argv: list[str], code: int, wall: float, node: str) -> None:
     if argv[-1] == "--resume":
         argv = argv[:-1]
-    record = {"argv": argv, "exit_code": code, "wall_time_s": wall, "git_sha": git_sha(),
+    record = {"argv": argv, "exit_code": code, "wall_time_s": wall, "git_sha": git_sha(), "node": node,
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     done_record(exp, name).write_text(json.dumps(record, indent=1) + "\n")
 
@@ -97,12 +130,18 @@ def launch(exp: Experiment, dry_run: bool = False, ray_address: str | None = Non
             continue
         state, argv = status(exp, run, run_set is not None)
         plan.append((run, run_set, state, argv))
+    for run, _, state, argv in plan:  # before anything starts: a mistake in the last run ends here, in one line
+        if state != "done":
+            _executable(argv[0])
+            check_command(run.name, argv[:-1] if argv[-1] == "--resume" else argv)
     if dry_run:
         for _, _, state, argv in plan:
             print(f"[{state:>6}] {' '.join(argv)}")
         return {run.name: state for run, _, state, _ in plan}
     outcome = {run.name: "done" for run, _, state, _ in plan if state == "done"}
     todo = [p for p in plan if p[2] != "done"]
+    if ray_address is not None and todo:
+        _connect_ray(ray_address)
     logs = Path(exp.runs_dir) / "logs"
     bar = tqdm(total=len(todo), desc="run-experiment", unit="run")
     try:
@@ -116,14 +155,14 @@ def launch(exp: Experiment, dry_run: bool = False, ray_address: str | None = Non
                 bar.close()
                 raise UserError(f"setup run '{run.name}' failed (exit {code}): {_tail(logs / f'{run.name}.log')}; "
                                 f"log: {logs / f'{run.name}.log'}")
-            _record(exp, run.name, argv, code, wall)
+            _record(exp, run.name, argv, code, wall, socket.gethostname())
             outcome[run.name] = "ran"
         failed: list[str] = []
 
-        def finished(run: RunSpec, argv: list[str], code: int, wall: float) -> None:
+        def finished(run: RunSpec, argv: list[str], code: int, wall: float, node: str | None = None) -> None:
             bar.update(1)
             if code == 0:
-                _record(exp, run.name, argv, code, wall)
+                _record(exp, run.name, argv, code, wall, node or socket.gethostname())
                 outcome[run.name] = "ran"
             else:
                 outcome[run.name] = "failed"
@@ -137,21 +176,35 @@ def launch(exp: Experiment, dry_run: bool = False, ray_address: str | None = Non
                 finished(run, argv, *execute([_executable(argv[0]), *argv[1:]], str(logs / f"{run.name}.log")))
     finally:
         bar.close()
+        if ray_address is not None and todo:
+            import ray  # noqa: PLC0415
+
+            ray.shutdown()
     if failed:
         raise UserError(f"{len(failed)} run(s) failed: {'; '.join(failed)}; logs in {logs}")
     return outcome
 
 
-def _run_on_ray(compared: list, logs: Path, address: str, cpus: float, gpus: float, finished) -> None:
-    """Each compared run as a Ray task reserving `cpus` and `gpus`, started in this directory (which,
-    like the runs directory, must be on a filesystem every node sees)."""
+def _connect_ray(address: str) -> None:
+    """Connect to the Ray cluster at `address` ('local' starts one); one clear line if that fails."""
     try:
         import ray  # noqa: PLC0415
     except ImportError:
         raise UserError("--ray needs Ray: pip install 'ray[default]'") from None
-    ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
-             ignore_reinit_error=True)
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(execute)
+    try:
+        ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
+                 ignore_reinit_error=True, logging_level=logging.ERROR)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise UserError(f"cannot connect to Ray at '{address}': {str(e).splitlines()[0]}") from None
+
+
+def _run_on_ray(compared: list, logs: Path, address: str, cpus: float, gpus: float, finished) -> None:
+    """Each compared run as a Ray task reserving `cpus` and `gpus`, started in this directory (which,
+    like the runs directory, must be on a filesystem every node sees)."""
+    import ray  # noqa: PLC0415
+
+    _connect_ray(address)
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_ray_execute)
     cwd = os.getcwd()
     pending = {task.remote([_executable(argv[0]), *argv[1:]], str(logs / f"{run.name}.log"), cwd): (run, argv)
                for run, _, _, argv in compared}

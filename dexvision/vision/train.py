@@ -293,13 +293,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from_args(args: argparse.Namespace) -> tuple[TrainVisionConfig, list[str]]:
+    """The run's config from parsed flags (no files written, nothing started), and its overrides."""
+    overrides = flag_overrides(args, ("data", "val_data", "arch", "image_size", "batch_size", "steps", "lr",
+                                      "num_workers", "out"), ("compile", "wandb"))
+    cfg = load_config(TrainVisionConfig, args.config, overrides)
+    check_arch(cfg.arch)
+    return cfg, overrides
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = build_parser().parse_args(argv)
-    overrides = flag_overrides(args, ("data", "val_data", "arch", "image_size", "batch_size", "steps", "lr",
-                                      "num_workers", "out"), ("compile", "wandb"))
-    cfg = load_config(TrainVisionConfig, args.config, overrides)
+    cfg, overrides = config_from_args(args)
     if args.resume:
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
         cfg = resumed_config(TrainVisionConfig, cfg, run_dir, args.config, overrides, load_checkpoint)
