@@ -100,18 +100,18 @@ def accuracy(args) -> None:
         manifest = json.loads((out / f"{name}-train" / "dataset.json").read_text())
         rows[name] = {"bytes_per_sample": manifest["bytes_written"] / manifest["samples_written"]}
     for name in encodings:
-        run_dir = out / f"vision-{name}"
+        run_dir = out / f"vision-{name}-{args.steps}"
         if not (run_dir / "metrics.json").exists():
             wall = run([str(BIN / "train-vision"), "--data", str(out / f"{name}-train"), "--val-data",
                         str(out / f"{name}-test"), "--arch", args.arch, "--steps", str(args.steps), "--batch-size",
                         str(args.batch_size), "--out", str(run_dir), "--set", f"val_every={args.steps}"], log)
             rows[name]["train_s"] = wall
         for test in encodings:
-            result = out / f"eval-{name}-on-{test}.json"
+            result = out / f"eval-{name}-{args.steps}-on-{test}.json"
             run([str(BIN / "evaluate-vision"), "--checkpoint", str(run_dir / "checkpoint.pt"), "--data",
                  str(out / f"{test}-test"), "--out", str(result)], log)
-            rows[name][f"on_{test}"] = json.loads(result.read_text())
-    (out / "result.json").write_text(json.dumps(rows, indent=1))
+            rows[name][f"on_{test}"] = json.loads(result.read_text())["metrics"]
+    (out / f"result-{args.steps}.json").write_text(json.dumps(rows, indent=1))
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; {args.task} {args.image_size} px, "
           f"{args.train} training samples, {args.arch}, {args.steps} steps x {args.batch_size}; lean = {args.lean}")
     print("| trained on | KB/sample | tested on default: mm / deg (median) | tested on lean: mm / deg (median) |")

@@ -163,10 +163,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def two_node_ray(tmp_path):
+def two_node_ray(tmp_path, monkeypatch):
     """A Ray cluster of two nodes on this machine (one CPU each): `ray start --head`, then a second
-    `ray start --address` joining it, as on two machines. Yields the head's address."""
+    `ray start --address` joining it, as on two machines. Token authentication, with the token in a
+    file every node and driver is pointed to (as on a real cluster; and a token the user's
+    ~/.ray may hold from another cluster cannot get in the way). Yields the head's address."""
     pytest.importorskip("ray")
+    import secrets
+
+    token = tmp_path / "ray-token"
+    token.write_text(secrets.token_hex(32))
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))  # inherited by every command below
     ray_cli = str(BIN / "ray")
     address = f"127.0.0.1:{_free_port()}"
     common = ["--num-cpus", "1", "--disable-usage-stats"]
