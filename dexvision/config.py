@@ -120,6 +120,11 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
         raise ConfigError(
             f"unknown config key '{prefix}{unknown[0]}' (valid: {', '.join(sorted(fields))})"
         )
+    missing = [f.name for f in fields.values() if f.name not in data and f.init
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"missing config key '{prefix}{missing[0]}' (required: {', '.join(missing)})")
     kwargs = {
         name: _coerce(value, hints[name], f"{where}.{name}" if where else name)
         for name, value in data.items()

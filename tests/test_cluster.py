@@ -203,7 +203,8 @@ def test_a_two_node_ray_cluster_renders_the_same_bytes_and_runs_an_experiment(re
     doc = {"title": "Two runs over Ray", "runs_dir": str(tmp_path / "runs"),
            "defaults": {"command": "train-policy", "args": {"steps": 80, "set": dict(TINY)}},
            "run_sets": [{"name": "a", "color": "#1f77b4", "runs": [{"name": "one"}]},
-                        {"name": "b", "color": "#d62728", "runs": [{"name": "two", "args": {"seed": 1}}]}]}
+                        {"name": "b", "color": "#d62728", "runs": [{"name": "two", "args": {"seed": 1}}]}],
+           "sections": []}
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(doc, sort_keys=False))
     res = subprocess.run([str(BIN / "run-experiment"), str(study), "--ray", "auto", "--cpus-per-run", "1"],
@@ -231,7 +232,7 @@ def test_user_errors_of_commands_that_start_workers_are_one_line_from_one_proces
     _one_line_and_nothing_else(res, "different config (data.seed: 3 here, 0 in the directory)")
     # train-policy from pixels with render workers, and a pretrained encoder that is not there
     res = run("train-policy", "--obs", "pixels", "--init-vision", str(tmp_path / "missing.pt"), "--steps", "80",
-              "--num-envs", "2", "--set", "render_workers=2", "--out", str(tmp_path / "p"))
+              "--num-envs", "4", "--set", "render_workers=2", "--out", str(tmp_path / "p"))
     _one_line_and_nothing_else(res, "checkpoint not found")
     # train-policy on the hand with env workers, a bad --steps count and then a missing resume
     res = run("train-policy", "--task", "hand-block", "--env-workers", "2", "--steps", "lots")
@@ -246,7 +247,8 @@ def test_user_errors_of_commands_that_start_workers_are_one_line_from_one_proces
     doc = {"title": "Broken", "runs_dir": str(tmp_path / "runs"),
            "setup": [{"name": "first", "command": "train-policy", "args": {"steps": 80}}],
            "run_sets": [{"name": "a", "color": "#1f77b4", "runs": [
-               {"name": "last", "command": "train-policy", "args": {"set": {"num_envz": 4}}}]}]}
+               {"name": "last", "command": "train-policy", "args": {"set": {"num_envz": 4}}}]}],
+           "sections": []}
     study = tmp_path / "broken.yaml"
     study.write_text(yaml.safe_dump(doc, sort_keys=False))
     res = run("run-experiment", str(study))

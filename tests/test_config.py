@@ -48,3 +48,17 @@ def test_yaml_file_errors(tmp_path: Path):
     scalar.write_text("42\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(DataConfig, scalar)
+
+
+def test_a_missing_required_key_is_named():
+    import dataclasses as dc
+
+    from dexvision.config import ConfigError, from_dict
+
+    @dc.dataclass
+    class Needs:
+        title: str
+        count: int = 1
+
+    with pytest.raises(ConfigError, match="missing config key 'title'"):
+        from_dict(Needs, {"count": 2})

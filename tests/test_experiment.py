@@ -157,10 +157,18 @@ def test_check_passes_on_its_own_baseline_and_fails_on_a_planted_regression(stud
 def test_an_interrupted_launch_keeps_the_records_of_finished_runs(tmp_path, capsys):
     path = experiment(tmp_path, setup=[], defaults={"command": "train-policy", "args": {"steps": 40, "set": dict(TINY)}},
                       run_sets=[{"name": "ok", "color": "#000000", "runs": [{"name": "good"}]},
-                                {"name": "bad", "color": "#ffffff", "runs": [{"name": "broken",
-                                                                             "args": {"set": {"lr": -1}}}]}],
+                                {"name": "bad", "color": "#ffffff", "runs": [{"name": "broken", "args": {
+                                    "algo": "bc", "teacher": str(tmp_path / "missing.pt")}}]}],
                       sections=[])
     assert launch.main([str(path)]) == 2
     one_error_line(capsys.readouterr().err, "1 run(s) failed: broken (exit 2")
     exp = load_experiment(path)
     assert launch.done_record(exp, "good").exists() and not launch.done_record(exp, "broken").exists()
+
+
+def test_a_bad_run_is_refused_before_any_run_starts(tmp_path, capsys):
+    path = experiment(tmp_path, run_sets=[{"name": "bad", "color": "#ffffff", "runs": [
+        {"name": "broken", "args": {"set": {"lr": -1}}}]}], sections=[])
+    assert launch.main([str(path)]) == 2
+    one_error_line(capsys.readouterr().err, "run 'broken': TrainPolicyConfig: need lr > 0")
+    assert not (tmp_path / "runs").exists()  # not even the setup run started
