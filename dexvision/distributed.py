@@ -102,3 +102,24 @@ def gather_lists(items: list, world: int) -> list:
 def teardown(world: int) -> None:
     if world > 1 and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def connect_ray(address: str, env_vars: dict[str, str] | None = None) -> None:
+    """Connect this process to the Ray cluster at `address` ('local' starts a one-node cluster, 'auto'
+    finds a running one), quietly, with `env_vars` set for its tasks; one clear line if that fails."""
+    try:
+        import ray  # noqa: PLC0415
+    except ImportError:
+        raise UserError("--ray needs Ray: pip install 'ray>=2.9'") from None
+    import logging  # noqa: PLC0415
+
+    options = {"log_to_driver": False, "logging_level": logging.ERROR, "ignore_reinit_error": True}
+    if env_vars:
+        options["runtime_env"] = {"env_vars": env_vars}
+    try:
+        if address == "local":
+            ray.init(include_dashboard=False, **options)
+        else:
+            ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise UserError(f"cannot connect to Ray at '{address}': {str(e).splitlines()[0]}") from None

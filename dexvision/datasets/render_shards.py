@@ -33,6 +33,7 @@ from dexvision.datasets.shards import (
     DatasetSpec, finished_record, load_manifest, prepare_directory, read_records, write_manifest, write_record,
     write_shard,
 )
+from dexvision import distributed
 from dexvision.distributed import resolve_workers
 from dexvision.errors import UserError, cli
 from dexvision.render.cli import add_data_arguments, data_config
@@ -135,21 +136,10 @@ def run_local(spec: DatasetSpec, out: Path, todo: list[int], workers: int, bar: 
 
 
 def connect_ray(address: str) -> None:
-    """Connect this process to Ray at `address` ('local' starts a one-node cluster); one line if it fails."""
-    try:
-        import ray  # noqa: PLC0415
-    except ImportError:
-        raise UserError("--ray needs Ray: pip install 'ray>=2.9'") from None
+    """Connect to Ray at `address`; its render tasks get WORKER_ENV and this process's GL platform."""
     env = {**WORKER_ENV, "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl"),
            "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    quiet = {"runtime_env": {"env_vars": env}, "log_to_driver": False, "logging_level": logging.ERROR}
-    try:
-        if address == "local":
-            ray.init(include_dashboard=False, **quiet)
-        else:
-            ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise UserError(f"cannot connect to Ray at '{address}': {str(e).splitlines()[0]}") from None
+    distributed.connect_ray(address, env)
 
 
 def run_ray(spec: DatasetSpec, out: Path, todo: list[int], bar: tqdm) -> list[dict]:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dexvision.distributed import connect_ray
 from dexvision.errors import UserError, cli
 from dexvision.track.experiment import Experiment, RunSpec, command_line, load_experiment
 from dexvision.version import git_sha
@@ -141,7 +142,7 @@ def launch(exp: Experiment, dry_run: bool = False, ray_address: str | None = Non
     outcome = {run.name: "done" for run, _, state, _ in plan if state == "done"}
     todo = [p for p in plan if p[2] != "done"]
     if ray_address is not None and todo:
-        _connect_ray(ray_address)
+        connect_ray(ray_address)
     logs = Path(exp.runs_dir) / "logs"
     bar = tqdm(total=len(todo), desc="run-experiment", unit="run")
     try:
@@ -169,7 +170,7 @@ def launch(exp: Experiment, dry_run: bool = False, ray_address: str | None = Non
                 failed.append(f"{run.name} (exit {code}: {_tail(logs / f'{run.name}.log')})")
 
         if ray_address is not None:
-            _run_on_ray(compared, logs, ray_address, cpus_per_run, gpus_per_run, finished)
+            _run_on_ray(compared, logs, cpus_per_run, gpus_per_run, finished)
         else:
             for run, _, _, argv in compared:
                 bar.set_postfix(run=run.name)
@@ -185,25 +186,11 @@ def launch(exp: Experiment, dry_run: bool = False, ray_address: str | None = Non
     return outcome
 
 
-def _connect_ray(address: str) -> None:
-    """Connect to the Ray cluster at `address` ('local' starts one); one clear line if that fails."""
-    try:
-        import ray  # noqa: PLC0415
-    except ImportError:
-        raise UserError("--ray needs Ray: pip install 'ray[default]'") from None
-    try:
-        ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
-                 ignore_reinit_error=True, logging_level=logging.ERROR)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise UserError(f"cannot connect to Ray at '{address}': {str(e).splitlines()[0]}") from None
-
-
-def _run_on_ray(compared: list, logs: Path, address: str, cpus: float, gpus: float, finished) -> None:
+def _run_on_ray(compared: list, logs: Path, cpus: float, gpus: float, finished) -> None:
     """Each compared run as a Ray task reserving `cpus` and `gpus`, started in this directory (which,
-    like the runs directory, must be on a filesystem every node sees)."""
+    like the runs directory, must be on a filesystem every node sees). `launch` has connected to Ray."""
     import ray  # noqa: PLC0415
 
-    _connect_ray(address)
     task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_ray_execute)
     cwd = os.getcwd()
     pending = {task.remote([_executable(argv[0]), *argv[1:]], str(logs / f"{run.name}.log"), cwd): (run, argv)
