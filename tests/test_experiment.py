@@ -172,3 +172,48 @@ def test_a_bad_run_is_refused_before_any_run_starts(tmp_path, capsys):
     assert launch.main([str(path)]) == 2
     one_error_line(capsys.readouterr().err, "run 'broken': TrainPolicyConfig: need lr > 0")
     assert not (tmp_path / "runs").exists()  # not even the setup run started
+
+
+def _seeded(tmp_path: Path, **changes) -> Path:
+    sets = [{"name": "separate", "color": "#1f77b4", "runs": [{"name": "sep"}]},
+            {"name": "shared", "color": "#d62728", "runs": [{"name": "shr", "args": {"shared-embeddings": True}}]}]
+    defaults = {"command": "train-policy", "args": {"steps": 80, "set": dict(TINY)}, "seeds": [0, 1, 2]}
+    return experiment(tmp_path, run_sets=changes.pop("run_sets", sets), defaults=changes.pop("defaults", defaults),
+                      **changes)
+
+
+def test_seeds_make_one_named_run_per_seed_launched_seed_by_seed(tmp_path, capsys):
+    exp = load_experiment(_seeded(tmp_path))
+    assert [r.name for r in exp.run_sets[0].runs] == ["sep-seed0", "sep-seed1", "sep-seed2"]
+    assert [r.name for r, s in exp.launch_order() if s] == [
+        "sep-seed0", "shr-seed0", "sep-seed1", "shr-seed1", "sep-seed2", "shr-seed2"]
+    argv = command_line(exp, exp.run_sets[1].runs[2], in_set=True)
+    assert argv[argv.index("--seed") + 1] == "2" and "--shared-embeddings" in argv
+    assert argv[-1] == str(tmp_path / "runs" / "shr-seed2")
+    assert launch.main([str(_seeded(tmp_path)), "--dry-run", "--only", "shr"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.rsplit("/", 1)[-1] for line in lines] == ["shr-seed0", "shr-seed1", "shr-seed2"]
+
+
+def test_a_run_sets_seeds_override_the_defaults_and_train_vision_gets_a_config_seed(tmp_path):
+    path = _seeded(tmp_path, run_sets=[
+        {"name": "a", "color": "#000000", "seeds": 2, "runs": [{"name": "x"}]},
+        {"name": "v", "color": "#ffffff", "seeds": [5], "runs": [{"name": "vis", "command": "train-vision",
+                                                                 "args": {"data": "d", "steps": 10}}]}],
+                   sections=[])
+    exp = load_experiment(path)
+    assert [r.name for r in exp.run_sets[0].runs] == ["x-seed0", "x-seed1"]
+    argv = command_line(exp, exp.run_sets[1].runs[0], in_set=True)
+    assert "seed=5" in argv and "--seed" not in argv
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"defaults": {"command": "train-policy", "seeds": 0}}, "seeds must be a positive count"),
+    ({"defaults": {"command": "train-policy", "seeds": [1, 1]}}, "seeds must be distinct non-negative"),
+    ({"run_sets": [{"name": "a", "color": "#000000", "runs": [{"name": "x", "args": {"seed": 3}}]}]},
+     "run 'x' sets its own seed, but its run set 'a' has seeds [0, 1, 2]"),
+])
+def test_bad_seeds_are_one_clear_line(tmp_path, capsys, change, fragment):
+    path = _seeded(tmp_path, sections=[], **change)
+    assert launch.main([str(path), "--dry-run"]) == 2
+    one_error_line(capsys.readouterr().err, fragment)

@@ -10,6 +10,12 @@ the speed-up, panels). Every run is one of dexvision's commands; its output goes
 `--steps 40k`, `true` a bare flag, `null` drops a default, `set: {a.b: 1}` becomes
 `--set a.b=1`; `{teacher}` in a value is replaced by the directory of the run named
 `teacher`.
+
+Seeds: `seeds: [0, 1, 2]` (or a count, `seeds: 3`) in `defaults` or in a run set makes
+each of its runs one run per seed, named `<run>-seed<k>` and given that seed
+(`--seed k`; train-vision: `--set seed=k`). run-experiment starts them seed by seed
+(every run set's seed 0 first), so an interrupted study already holds whole seeds;
+the report averages a run set over its seeds.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ class RunSpec:
     name: str
     args: dict[str, Any] = dataclasses.field(default_factory=dict)
     command: str = ""  # default: the experiment's defaults.command
+    seed: int | None = None  # set by seed expansion: this run is one seed of its run set
+    base: str = ""  # set by seed expansion: the name before it (what --only and the report group by)
 
 
 @dataclasses.dataclass
@@ -42,6 +50,7 @@ class RunSet:
     color: str
     runs: list[RunSpec]
     note: str = ""  # Markdown shown under the run set in the report (e.g. why a run was shortened)
+    seeds: list[int] | int | None = None  # one run per seed of each run (default: defaults.seeds)
 
     def __post_init__(self):
         if not _COLOUR.match(self.color):
@@ -96,6 +105,7 @@ class Section:
 class Defaults:
     command: str = "train-policy"
     args: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seeds: list[int] | int | None = None  # seeds of every run set that names none (a list or a count)
 
 
 @dataclasses.dataclass
@@ -116,6 +126,13 @@ class Experiment:
     def all_runs(self) -> list[tuple[RunSpec, RunSet | None]]:
         """Setup runs first (in order), then each run set's runs."""
         return [(r, None) for r in self.setup] + [(r, s) for s in self.run_sets for r in s.runs]
+
+    def launch_order(self) -> list[tuple[RunSpec, RunSet | None]]:
+        """all_runs, the compared runs seed by seed: every run set's first seed, then the second..."""
+        runs = self.all_runs()
+        rank = {id(r): s.seeds.index(r.seed) if s and r.seed is not None else 0 for r, s in runs}
+        setup = [p for p in runs if p[1] is None]
+        return setup + sorted((p for p in runs if p[1] is not None), key=lambda p: rank[id(p[0])])
 
     def run_dir(self, name: str) -> Path:
         return Path(self.runs_dir) / name
@@ -164,6 +181,38 @@ def _validate(exp: Experiment, where: str) -> None:
             raise ConfigError(f"{where}: vision_runs names '{name}', which is not a setup run")
 
 
+def _seed_list(value: list[int] | int | None, where: str) -> list[int] | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if value < 1:
+            raise ConfigError(f"{where}: seeds must be a positive count or a list of seeds, got {value}")
+        return list(range(value))
+    if not value or len(set(value)) != len(value) or min(value) < 0:
+        raise ConfigError(f"{where}: seeds must be distinct non-negative integers, got {value}")
+    return list(value)
+
+
+def _expand_seeds(exp: Experiment, where: str) -> None:
+    """Each run of a run set with seeds becomes one run per seed, `<name>-seed<k>`."""
+    default = _seed_list(exp.defaults.seeds, f"{where}: defaults")
+    exp.defaults.seeds = default
+    for run_set in exp.run_sets:
+        seeds = _seed_list(run_set.seeds, f"{where}: run set '{run_set.name}'")
+        seeds = default if seeds is None else seeds
+        run_set.seeds = seeds
+        if seeds is None:
+            continue
+        for run in run_set.runs:
+            args = {**exp.defaults.args, **run.args}
+            sets = {**(exp.defaults.args.get("set") or {}), **(run.args.get("set") or {})}
+            if run.seed is not None or "seed" in args or "seed" in sets:
+                raise ConfigError(f"{where}: run '{run.name}' sets its own seed, but its run set "
+                                  f"'{run_set.name}' has seeds {seeds}; set one or the other")
+        run_set.runs = [dataclasses.replace(run, name=f"{run.name}-seed{seed}", seed=seed, base=run.name)
+                        for run in run_set.runs for seed in seeds]
+
+
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment file; every mistake ends in one line naming the field."""
     path = Path(path)
@@ -172,6 +221,7 @@ def load_experiment(path: str | Path) -> Experiment:
     exp.path = str(path)
     if not exp.runs_dir:
         exp.runs_dir = str(Path("runs") / path.stem)
+    _expand_seeds(exp, path.name)
     _validate(exp, path.name)
     return exp
 
@@ -191,6 +241,11 @@ def run_args(exp: Experiment, run: RunSpec, in_set: bool) -> dict[str, Any]:
             sets.update(value or {})
         else:
             args[key] = value
+    if run.seed is not None:  # train-vision takes its seed as a config key, the others as --seed
+        if (run.command or exp.defaults.command) == "train-vision":
+            sets["seed"] = run.seed
+        else:
+            args["seed"] = run.seed
     resolved = {k: _substitute(v, exp) for k, v in args.items() if v is not None and v is not False}
     if sets:
         resolved["set"] = {k: _substitute(v, exp) for k, v in sets.items()}

@@ -126,8 +126,8 @@ def launch(exp: Experiment, dry_run: bool = False, ray_address: str | None = Non
     """Run what is not finished; returns {run name: 'done' | 'ran' | 'failed'}. Each run is recorded as
     finished the moment it exits 0, so an interrupted launch keeps what it completed."""
     plan = []
-    for run, run_set in exp.all_runs():
-        if only and run.name not in only:
+    for run, run_set in exp.launch_order():
+        if only and run.name not in only and run.base not in only:
             continue
         state, argv = status(exp, run, run_set is not None)
         plan.append((run, run_set, state, argv))
@@ -211,11 +211,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="fan the compared runs out over Ray (auto: the running cluster, local: a new local one)")
     p.add_argument("--cpus-per-run", type=float, default=2, help="CPUs a Ray task reserves (default 2)")
     p.add_argument("--gpus-per-run", type=float, default=0, help="GPUs a Ray task reserves (default 0)")
-    p.add_argument("--only", nargs="+", metavar="RUN", help="only these runs (by name)")
+    p.add_argument("--only", nargs="+", metavar="RUN",
+                   help="only these runs (by name; a seeded run's name without -seedK selects all its seeds)")
     args = p.parse_args(argv)
     exp = load_experiment(args.experiment)
     if args.only:
-        names = {r.name for r, _ in exp.all_runs()}
+        names = {n for r, _ in exp.all_runs() for n in (r.name, r.base) if n}
         unknown = [n for n in args.only if n not in names]
         if unknown:
             raise UserError(f"--only: no run named '{unknown[0]}' in {args.experiment}")
