@@ -10,12 +10,14 @@ active:  the same states driven for 4 s by the same random relative actions (wha
          policy does) in each profile: blocks dropped, median block rotation; the per-profile
          numbers should match closely if the fast hand is to stand in for the reference one.
 env:     BlockReorientEnv throughput (state observations, actions near the hold bins) in this
-         process for both profiles, then EnvWorkers with 1 and 2 worker processes (fast profile).
+         process for both profiles, then EnvWorkers with 1 and 2 worker processes (fast profile;
+         --env-workers 1 2 4 8 16 for another list).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -111,20 +113,22 @@ def _rate(env, seconds: float) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def env_throughput(seconds: float, num_envs: int) -> list[dict]:
+def env_throughput(seconds: float, num_envs: int, worker_counts: tuple[int, ...] = (1, 2)) -> list[dict]:
     rows = []
     for physics in PHYSICS_PROFILES:
         cfg = EnvConfig(task="hand-block", physics=physics, action_mode="relative", goal_timeout=100)
         env = BlockReorientEnv(cfg, num_envs)
         rows.append({"profile": physics, "processes": "1 (in process)", "num_envs": num_envs,
                      "env_steps_per_s": _rate(env, seconds)})
+        print(f"  {rows[-1]}", file=sys.stderr, flush=True)
         env.close()
     cfg = EnvConfig(task="hand-block", physics="fast", action_mode="relative", goal_timeout=100)
-    for workers in (1, 2):
+    for workers in worker_counts:
         env = EnvWorkers(cfg, num_envs, workers)
         try:
             rows.append({"profile": "fast", "processes": f"{workers} env worker(s)", "num_envs": num_envs,
                          "env_steps_per_s": _rate(env, seconds)})
+            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
         finally:
             env.close()
     return rows
@@ -144,6 +148,8 @@ def main() -> int:
     p.add_argument("--states", type=int, default=30, help="settled states for the hold and active checks")
     p.add_argument("--seconds", type=float, default=8.0, help="seconds per throughput measurement")
     p.add_argument("--num-envs", type=int, default=128)
+    p.add_argument("--env-workers", nargs="+", type=int, default=[1, 2], help="env worker counts (default 1 2)")
+    p.add_argument("--json", help="also write the environment throughput rows to this JSON file")
     args = p.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"MuJoCo {mujoco.__version__}\n")
@@ -153,10 +159,13 @@ def main() -> int:
     if "active" in args.parts:
         print("active (4 s of random relative actions, same sequences):\n" + table(active(states)) + "\n")
     if "env" in args.parts:
-        rows = env_throughput(args.seconds, args.num_envs)
-        print("environment throughput:\n" + table(rows))
-        w1, w2 = rows[-2]["env_steps_per_s"], rows[-1]["env_steps_per_s"]
-        print(f"\n1 -> 2 env workers: {w2 / w1:.2f}x")
+        rows = env_throughput(args.seconds, args.num_envs, tuple(args.env_workers))
+        print("environment throughput:\n" + table(rows) + "\n")
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+        first = rows[len(PHYSICS_PROFILES)]
+        for n, r in zip(args.env_workers[1:], rows[len(PHYSICS_PROFILES) + 1:]):
+            print(f"{args.env_workers[0]} -> {n} env workers: {r['env_steps_per_s'] / first['env_steps_per_s']:.2f}x")
     return 0
 
 
