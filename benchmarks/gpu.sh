@@ -15,7 +15,7 @@
 #      one-rank NCCL process group (init + all_reduce), since train-policy starts one only for world > 1.
 #   4. hand-block state environments: benchmarks/hand_physics.py --parts env with 1 2 4 8 16 env workers.
 # Sizes can be overridden by environment variables (SHARD (shard size; smoke 8 so that part 2 has 2 shards), SPW, RENDER_WORKERS, VSTEPS, VBATCH, VWORKERS, PSTEPS,
-# ENV_SECONDS, ENV_NUM, ENV_WORKERS, DEADLINE_S: the script stops starting work after that many seconds).
+# PLIMIT_MIN, ENV_SECONDS, ENV_NUM, ENV_WORKERS, DEADLINE_S: the script stops starting work after that many seconds).
 #
 # Nothing is installed here. On the lent machine (no network), the missing packages travel as wheels in
 # .whl and the GL loader libraries as Debian packages in .gl (see BENCHMARKS.md, "On a GPU machine"):
@@ -26,9 +26,9 @@ set -u
 MODE=${1:-smoke}
 case "$MODE" in
   smoke) : "${SHARD:=8}" "${SPW:=16}" "${RENDER_WORKERS:=1 4}" "${VSTEPS:=10}" "${VBATCH:=32}" "${VWORKERS:=4}" \
-           "${PSTEPS:=5120}" "${ENV_SECONDS:=1}" "${ENV_NUM:=16}" "${ENV_WORKERS:=1 2}" "${DEADLINE_S:=200}";;
+           "${PSTEPS:=5120}" "${PLIMIT_MIN:=1.5}" "${ENV_SECONDS:=1}" "${ENV_NUM:=16}" "${ENV_WORKERS:=1 2}" "${DEADLINE_S:=200}";;
   full)  : "${SHARD:=100}" "${SPW:=800}" "${RENDER_WORKERS:=1 2 4 8 16}" "${VSTEPS:=400}" "${VBATCH:=128}" "${VWORKERS:=12}" \
-           "${PSTEPS:=200000}" "${ENV_SECONDS:=6}" "${ENV_NUM:=256}" "${ENV_WORKERS:=1 2 4 8 16}" "${DEADLINE_S:=480}";;
+           "${PSTEPS:=100000}" "${PLIMIT_MIN:=0.75}" "${ENV_SECONDS:=5}" "${ENV_NUM:=256}" "${ENV_WORKERS:=1 2 4 8 16}" "${DEADLINE_S:=470}";;
   *) echo "usage: $0 smoke|full" >&2; exit 2;;
 esac
 OUT=${OUT:-$PWD/gpu-bench-out}
@@ -43,6 +43,13 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$REPO
 NV_EGL=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 if [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && [ -f $NV_EGL ] && ! ls /usr/share/glvnd/egl_vendor.d/*nvidia* >/dev/null 2>&1; then
   export __EGL_VENDOR_LIBRARY_FILENAMES=$NV_EGL
+fi
+
+# pyrender imports pyglet, whose X11 path breaks on a machine without libXrender (AttributeError on
+# XRenderFindVisualFormat); its headless (EGL) path does not need X at all.
+if [ -z "${PYGLET_HEADLESS:-}" ] && ! "$PY" -c "import pyrender" >"$WORK/pyrender-import.log" 2>&1; then
+  echo "pyrender does not import ($(tail -n 1 "$WORK/pyrender-import.log")): PYGLET_HEADLESS=true"
+  export PYGLET_HEADLESS=true
 fi
 
 # run NAME SECONDS CMD...: one guarded step; its exit status goes to $WORK/rc-NAME; never longer than
@@ -161,16 +168,17 @@ for w in $RENDER_WORKERS; do
   "$PY" - "$ds" "$w" "$n" "$WORK/rc-render-w$w" "$WORK/render-w$w.log" >>"$WORK/render.jsonl" <<'EOF'
 import json, pathlib, re, sys
 ds, w, n, rcf = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), pathlib.Path(sys.argv[4])
-rc, end, start = rcf.read_text().split()
-row = {"task": "hand-block", "size": 128, "workers": w, "n": n, "exit": int(rc), "wall_s": float(end) - float(start)}
+rc, end, start = (rcf.read_text().split() + ["0", "0"])[:3]
+row = {"task": "hand-block", "size": 128, "workers": w, "n": n, "exit": rc, "wall_s": float(end) - float(start)}
 # render-shards' own figure: from its first render to the last shard (no interpreter start-up)
-m = re.search(r"rendered [\d,]+ shards \(([\d,]+) samples\) in ([\d.]+) s", pathlib.Path(sys.argv[5]).read_text())
+log = pathlib.Path(sys.argv[5])
+m = re.search(r"rendered [\d,]+ shards \(([\d,]+) samples\) in ([\d.]+) s", log.read_text() if log.exists() else "")
 if m:
     row["render_s"], row["render_samples_per_s"] = float(m[2]), int(m[1].replace(",", "")) / float(m[2])
 try:
     m = json.loads((ds / "dataset.json").read_text())
     row["bytes_per_sample"] = m["bytes_written"] / n
-    row["samples_per_s"] = n / row["wall_s"] if row["exit"] == 0 else None
+    row["samples_per_s"] = n / row["wall_s"] if rc == "0" else None
 except (OSError, ValueError, KeyError) as e:
     row["error"] = f"{type(e).__name__}: {e}"
 print(json.dumps(row))
@@ -229,7 +237,7 @@ collect
 # -- 3. train-policy under torchrun ------------------------------------------------------------------
 run policy-torchrun 200 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 -m dexvision.policy.train \
     --config configs/policy/gimbal-teacher.yaml --steps "$PSTEPS" --out "$WORK/policy" \
-    --set eval_episodes=4 --set time_limit_min=1.5 </dev/null 2>&1 | tr '\r' '\n' | grep -v '^train-policy ' | tail -n 20
+    --set eval_episodes=4 --set time_limit_min="$PLIMIT_MIN" </dev/null 2>&1 | tr '\r' '\n' | grep -v '^train-policy ' | tail -n 20
 collect
 cat >"$WORK/nccl.py" <<'EOF'
 import json, os, sys, time
