@@ -128,8 +128,9 @@ def test_report_has_the_text_every_panel_the_table_and_the_speedups(study, tmp_p
     runs = report.load_runs(exp)
     table = report.run_table(runs)
     assert [row[0].split("-", 1)[-1] for row in table[1:]] == ["teacher", "sep", "shr"]
-    assert all(len(row[3]) == 7 for row in table[1:])  # git SHA of each run
-    assert all("checkpoint.pt" in row[5] for row in table[1:])
+    assert [row[2] for row in table[1:]] == ["0", "0", "1"]  # seeds from each run's config (shr sets 1)
+    assert all(len(row[4]) == 7 for row in table[1:])  # git SHA of each run
+    assert all("checkpoint.pt" in row[6] for row in table[1:])
     speed = report.speedups(exp.sections[0], runs)
     assert [r["run_set"] for r in speed] == ["separate", "shared"]
     assert speed[0]["x"] == 40 and speed[0]["speedup"] == pytest.approx(1.0)  # first log: 40 frames

@@ -16,6 +16,11 @@ each of its runs one run per seed, named `<run>-seed<k>` and given that seed
 (`--seed k`; train-vision: `--set seed=k`). run-experiment starts them seed by seed
 (every run set's seed 0 first), so an interrupted study already holds whole seeds;
 the report averages a run set over its seeds.
+
+Claims: a section with a threshold and a baseline may list the original work's findings as
+speed-ups, `claims: [{run_set: shared, versus: separate, speedup: [2, 3], text: "..."}]`
+(`speedup: 4` for one factor, `[1, .inf]` for "faster"); the report gives each a verdict
+(reproduced, contradicted or inconclusive) from the bootstrap CI over seeds.
 """
 
 from __future__ import annotations
@@ -92,6 +97,26 @@ DEFAULT_PANELS = (
 
 
 @dataclasses.dataclass
+class Claim:
+    """A finding of the original work, as a speed-up of `run_set` over `versus` to the section's
+    threshold (versus's x / run_set's x: above 1, run_set is faster). The report gives it a verdict."""
+
+    run_set: str
+    speedup: list[float] | float  # one factor, or [low, high]; high .inf: "faster, by any factor above low"
+    versus: str = ""  # default: the section's baseline
+    text: str = ""  # the original's words, quoted in the report
+
+    def __post_init__(self):
+        if not isinstance(self.speedup, list):
+            self.speedup = [self.speedup]
+        if len(self.speedup) == 1:
+            self.speedup = [self.speedup[0], self.speedup[0]]
+        if len(self.speedup) != 2 or not 0 < self.speedup[0] <= self.speedup[1]:
+            raise ValueError(f"speedup must be one positive factor or [low, high] with low <= high, "
+                             f"got {self.speedup}")
+
+
+@dataclasses.dataclass
 class Section:
     title: str
     run_sets: list[str]
@@ -99,6 +124,7 @@ class Section:
     baseline: str = ""  # a run set: speed-ups are relative to it
     threshold: Threshold | None = None
     panels: list[Panel] | None = None  # default: DEFAULT_PANELS
+    claims: list[Claim] = dataclasses.field(default_factory=list)  # the original's findings, given verdicts
 
 
 @dataclasses.dataclass
@@ -166,6 +192,14 @@ def _validate(exp: Experiment, where: str) -> None:
                                   f"(setup runs: {', '.join(setup_names) or 'none'})")
             if run_set is None and setup_names.index(ref) >= setup_names.index(run.name):
                 raise ConfigError(f"{where}: setup run '{run.name}' refers to '{{{ref}}}', which runs after it")
+    _validate_sections(exp, where)
+    for name in exp.vision_runs:
+        if name not in setup_names:
+            raise ConfigError(f"{where}: vision_runs names '{name}', which is not a setup run")
+
+
+def _validate_sections(exp: Experiment, where: str) -> None:
+    """Run set names, and each section's run sets, baseline and claims."""
     set_names = [s.name for s in exp.run_sets]
     if len(set(set_names)) != len(set_names):
         raise ConfigError(f"{where}: two run sets share a name")
@@ -176,9 +210,16 @@ def _validate(exp: Experiment, where: str) -> None:
                                   f"exist (run sets: {', '.join(set_names)})")
         if section.baseline and section.baseline not in section.run_sets:
             raise ConfigError(f"{where}: section '{section.title}': the baseline must be one of its run sets")
-    for name in exp.vision_runs:
-        if name not in setup_names:
-            raise ConfigError(f"{where}: vision_runs names '{name}', which is not a setup run")
+        if section.claims and (section.threshold is None or not section.baseline):
+            raise ConfigError(f"{where}: section '{section.title}': claims need a threshold and a baseline")
+        for claim in section.claims:
+            for name in (claim.run_set, claim.versus or section.baseline):
+                if name not in section.run_sets:
+                    raise ConfigError(f"{where}: section '{section.title}': a claim names run set '{name}', "
+                                      f"which is not one of the section's ({', '.join(section.run_sets)})")
+            if claim.run_set == (claim.versus or section.baseline):
+                raise ConfigError(f"{where}: section '{section.title}': a claim compares run set "
+                                  f"'{claim.run_set}' with itself")
 
 
 def _seed_list(value: list[int] | int | None, where: str) -> list[int] | None:

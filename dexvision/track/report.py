@@ -5,14 +5,20 @@
     report configs/experiments/e2e-study.yaml --save-baseline reports/e2e-study-baseline.json --tolerance 0.25
 
 The report reads the tracked runs in the experiment's runs_dir (run.json, metrics.jsonl,
-metrics.json): the experiment's text, then per section its panels (one line per run,
-coloured by run set, smoothed per panel) and the speed-up of each run set to the
-section's threshold relative to its baseline set; a table of every run (config, git
-SHA, final metrics, checkpoint); the conclusion. A baseline file lists metrics with a
-reference value and tolerance: `{"checks": [{"run": ..., "metric": ..., "value": ...,
-"tolerance": ..., "higher_is_better": true}]}`; a metric is a dotted path into the
-run's metrics.json (`evaluation.median_successes`) or a key of its last metrics.jsonl
-line that has it (`charts/median_successes`).
+metrics.json): the title, then the conclusion (the verdict on each claim of the original,
+then the experiment's own conclusion text), the experiment's text, then per section its
+panels (a line per run, coloured by run set, smoothed per panel; a run with seeds is the
+mean over its seeds with a min-max band), the x to the section's threshold per seed and
+each run set's speed-up over the baseline set with a bootstrap 95% CI, and the claims'
+verdicts; a table of every run (seed, config, git SHA, final metrics, checkpoint).
+
+A baseline file lists metrics with a reference value and tolerance: `{"checks": [{"run": ...,
+"metric": ..., "value": ..., "tolerance": ..., "higher_is_better": true}]}`. A check names a
+`"run"` (a run with seeds by its base name checks the mean over its seeds, so a baseline saved
+before seeds keeps working) or a `"run_set"` (the mean over the set's runs: what
+--save-baseline writes for sets with seeds). A metric is a dotted path into the run's
+metrics.json (`evaluation.median_successes`) or a key of its last metrics.jsonl line that has
+it (`charts/median_successes`).
 """
 
 from __future__ import annotations
@@ -21,14 +27,15 @@ import argparse
 import base64
 import dataclasses
 import html
-import io
 import json
 import math
 from pathlib import Path
 
 from dexvision.errors import UserError, cli
 from dexvision.track.experiment import DEFAULT_PANELS, Experiment, Panel, Section, load_experiment, run_args
+from dexvision.track.figures import X_LABELS, section_figure
 from dexvision.track.run import read_metrics
+from dexvision.track.speedups import claim_results, claimed_factor, speedups, verdict_lines
 
 
 @dataclasses.dataclass
@@ -42,6 +49,12 @@ class RunData:
     meta: dict  # run.json ({} when absent)
     rows: list[dict]  # metrics.jsonl
     result: dict  # metrics.json ({} while running or absent)
+    seed: int | None = None  # one seed of a run set's run (seed expansion)
+    base: str = ""  # that run's name without -seedK: the seeds of one base are averaged
+
+    @property
+    def group(self) -> str:
+        return self.base or self.name
 
     @property
     def finished(self) -> bool:
@@ -61,105 +74,8 @@ def load_runs(exp: Experiment) -> list[RunData]:
                 result["git_sha"] = manifest.get("code_version", {}).get("git_sha", "")
         runs.append(RunData(run.name, run_set.name if run_set else "", run_set.color if run_set else "#555555",
                             run.command or exp.defaults.command, run_args(exp, run, run_set is not None), d, meta,
-                            read_metrics(d), result))
+                            read_metrics(d), result, run.seed, run.base))
     return runs
-
-
-# -- series -----------------------------------------------------------------------------------
-def x_value(row: dict, x: str, t0: float) -> float | None:
-    if x == "frames":
-        return row.get("charts/frames", row.get("step"))
-    if x == "optimizer_steps":
-        return row.get("charts/optimizer_steps", row.get("step"))
-    wall = row.get("perf/wall_time_s")
-    return wall / 60.0 if wall is not None else (row["time"] - t0) / 60.0
-
-
-def series(run: RunData, metric: str, x: str) -> tuple[list[float], list[float]]:
-    t0 = run.rows[0]["time"] if run.rows else 0.0
-    xs, ys = [], []
-    for row in run.rows:
-        value = row.get(metric)
-        at = x_value(row, x, t0)
-        if value is not None and at is not None and math.isfinite(value):
-            xs.append(float(at))
-            ys.append(float(value))
-    return xs, ys
-
-
-def smooth(values: list[float], weight: float) -> list[float]:
-    """Exponential moving average (TensorBoard's smoothing): weight of the previous smoothed value."""
-    out, last = [], None
-    for v in values:
-        last = v if last is None else weight * last + (1 - weight) * v
-        out.append(last)
-    return out
-
-
-def first_crossing(run: RunData, metric: str, value: float, x: str) -> float | None:
-    for at, y in zip(*series(run, metric, x)):
-        if y >= value:
-            return at
-    return None
-
-
-def speedups(section: Section, runs: list[RunData]) -> list[dict]:
-    """Per run set: the mean x at which its runs first reached the threshold, and baseline x / that x."""
-    if section.threshold is None:
-        return []
-    th = section.threshold
-    rows = []
-    for name in section.run_sets:
-        members = [r for r in runs if r.run_set == name]
-        hits = [first_crossing(r, th.metric, th.value, th.x) for r in members]
-        reached = [h for h in hits if h is not None]
-        longest = max((series(r, th.metric, th.x)[0][-1:] or [0.0])[0] for r in members) if members else 0.0
-        rows.append({"run_set": name, "x": sum(reached) / len(reached) if reached else None,
-                     "reached": f"{len(reached)}/{len(members)}", "longest_x": longest})
-        if len(reached) < len(members):
-            rows[-1]["x"] = None  # a set counts as reaching the threshold only when all its runs did
-    base = next((r["x"] for r in rows if r["run_set"] == section.baseline), None)
-    for r in rows:
-        r["speedup"] = base / r["x"] if base is not None and r["x"] else None
-    return rows
-
-
-# -- figures ----------------------------------------------------------------------------------
-X_LABELS = {"frames": "frames collected", "optimizer_steps": "optimizer steps", "minutes": "wall time (min)"}
-
-
-def section_figure(panels: list[Panel], runs: list[RunData]) -> bytes:
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.5), squeeze=False)
-    styles = ["-", "--", ":", "-."]
-    for ax, panel in zip(axes[0], panels):
-        seen_sets: dict[str, int] = {}
-        for run in runs:
-            xs, ys = series(run, panel.metric, panel.x)
-            k = seen_sets.get(run.run_set, 0)
-            seen_sets[run.run_set] = k + 1
-            if not xs:
-                continue
-            label = f"{run.run_set or 'setup'}: {run.name}"
-            ax.plot(xs, smooth(ys, panel.smoothing), styles[k % len(styles)], color=run.color, label=label, lw=1.6)
-        ax.set_title(panel.title or panel.metric, fontsize=9)
-        ax.set_xlabel(X_LABELS[panel.x] + (f"  (smoothing {panel.smoothing:g})" if panel.smoothing else ""),
-                      fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=6.5)
-        else:
-            ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, color="gray")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 # -- table ------------------------------------------------------------------------------------
@@ -184,37 +100,64 @@ def final_metrics(run: RunData) -> str:
 
 
 def run_table(runs: list[RunData]) -> list[list[str]]:
-    rows = [["run", "run set", "config", "git SHA", "final metrics", "checkpoint"]]
+    rows = [["run", "run set", "seed", "config", "git SHA", "final metrics", "checkpoint"]]
     for run in runs:
         args = " ".join(f"{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in run.args.items())
         sha = (run.meta.get("git_sha") or run.result.get("git_sha") or "")[:7]
         ckpt = run.dir / "checkpoint.pt"
-        rows.append([run.meta.get("name", run.name), run.run_set or "(setup)", f"{run.command} {args}", sha,
-                     final_metrics(run), str(ckpt) if ckpt.exists() else ""])
+        seed = run.seed if run.seed is not None else run.meta.get("config", {}).get("seed", "")
+        rows.append([run.meta.get("name", run.name), run.run_set or "(setup)", str(seed), f"{run.command} {args}",
+                     sha, final_metrics(run), str(ckpt) if ckpt.exists() else ""])
     return rows
 
 
 # -- documents --------------------------------------------------------------------------------
+def _x(value: float, x: str) -> str:
+    return f"{value:.1f}" if x == "minutes" else f"{value / 1000:.1f}k" if value >= 1000 else f"{value:g}"
+
+
 def _speedup_rows(section: Section, runs: list[RunData]) -> list[list[str]]:
     th = section.threshold
-    rows = [["run set", f"{X_LABELS[th.x]} to {th.metric} >= {th.value:g}", "runs reaching it",
-             f"speed-up vs {section.baseline or '(no baseline)'}"]]
+    rows = [["run set", f"{X_LABELS[th.x]} to {th.metric} >= {th.value:g}, per seed", "mean", "seeds reaching it",
+             f"speed-up vs {section.baseline or '(no baseline)'} (bootstrap 95% CI)"]]
     for r in speedups(section, runs):
-        x = f"{r['x']:,.1f}" if r["x"] is not None else f"not reached (ran {r['longest_x']:,.1f})"
-        rows.append([r["run_set"], x, r["reached"], f"{r['speedup']:.2f}x" if r["speedup"] else "-"])
+        per_seed = ", ".join(("> " if c else "") + _x(v, th.x) for v, c in zip(r["values"], r["censored"]))
+        mean = (("> " if any(r["censored"]) else "") + _x(sum(r["values"]) / len(r["values"]), th.x)
+                if r["values"] else "-")
+        rows.append([r["run_set"], per_seed or "no data", mean, r["reached"],
+                     r["ratio"].text() if r["ratio"] and r["run_set"] != section.baseline else "-"])
     return rows
 
 
-def _caption(panels: list[Panel]) -> str:
+def _claim_rows(section: Section, runs: list[RunData]) -> list[list[str]]:
+    rows = [["claim (the original)", "compared", "claimed speed-up", "measured (bootstrap 95% CI)", "verdict"]]
+    for r in claim_results(section, runs):
+        verdict = f"{r['verdict'].upper()}: {r['why']}" if r["verdict"] else r["why"]
+        rows.append([r["claim"].text or "-", f"{r['claim'].run_set} vs {r['versus']}", claimed_factor(r["claim"]),
+                     r["ratio"].text() if r["ratio"] else "-", verdict])
+    return rows
+
+
+def _caption(panels: list[Panel], runs: list[RunData]) -> str:
     parts = [f"{p.title or p.metric} (`{p.metric}`" + (f", smoothing {p.smoothing:g})" if p.smoothing else ")")
              for p in panels]
-    return "*Panels, left to right:* " + "; ".join(parts) + "."
+    text = "*Panels, left to right:* " + "; ".join(parts) + "."
+    if any(r.seed is not None for r in runs):
+        text += (" A run with seeds is drawn as the mean over its seeds (over the x range every seed reached), "
+                 "shaded between the lowest and the highest seed; each seed is a faint line behind it.")
+    return text
 
 
 def build(exp: Experiment) -> tuple[list[tuple[str, object]], list[RunData]]:
     """The report as a list of blocks: ('md', text), ('figure', (name, png)), ('table', rows)."""
     runs = load_runs(exp)
     blocks: list[tuple[str, object]] = [("md", f"# {exp.title}")]
+    verdicts = verdict_lines(exp, runs)
+    if verdicts or exp.conclusion.strip():  # the findings first, as the original team placed theirs
+        text = ("Verdicts on the original's claims, from percentile-bootstrap 95% confidence intervals over "
+                "seeds (with 3 seeds per run set such intervals cover nearer 80%; the section tables give each "
+                "seed):\n\n" + "\n".join(verdicts) + "\n\n") if verdicts else ""
+        blocks.append(("md", f"## Conclusion\n\n{text}{exp.conclusion.strip()}".rstrip()))
     for heading, text in (("Context", exp.context), ("Hypotheses", exp.hypotheses), ("Plan", exp.plan)):
         if text.strip():
             blocks.append(("md", f"## {heading}\n\n{text.strip()}"))
@@ -226,20 +169,20 @@ def build(exp: Experiment) -> tuple[list[tuple[str, object]], list[RunData]]:
             blocks.append(("md", "\n\n".join(notes)))
         panels = section.panels or list(DEFAULT_PANELS)
         blocks.append(("figure", (f"section{i}", section_figure(panels, members))))
-        blocks.append(("md", _caption(panels)))
+        blocks.append(("md", _caption(panels, members)))
         if section.threshold is not None:
             blocks.append(("table", _speedup_rows(section, runs)))
+        if section.claims:
+            blocks.append(("table", _claim_rows(section, runs)))
     vision = [r for r in runs if r.name in exp.vision_runs]
     if vision:
         blocks.append(("md", "## Vision pretraining\n\nValidation errors of the pose models the policies start from."))
         panels = [Panel("val/orientation_deg/median", "optimizer_steps", 0.0, "Orientation error (deg, median)"),
                   Panel("val/position_mm/median", "optimizer_steps", 0.0, "Position error (mm, median)")]
         blocks.append(("figure", ("vision", section_figure(panels, vision))))
-        blocks.append(("md", _caption(panels)))
+        blocks.append(("md", _caption(panels, vision)))
     blocks.append(("md", "## Runs"))
     blocks.append(("table", run_table(runs)))
-    if exp.conclusion.strip():
-        blocks.append(("md", f"## Conclusion\n\n{exp.conclusion.strip()}"))
     return blocks, runs
 
 
@@ -304,6 +247,22 @@ def metric_value(run: RunData, metric: str) -> float | None:
     return None
 
 
+def _checked(runs: list[RunData], c: dict) -> tuple[str, float | None]:
+    """(what a check names, its value): one run's metric, or the mean over a run set's runs
+    (`"run_set": ...`) or over the seeds of a run that has seeds (a `"run"` naming its base)."""
+    metric = c["metric"]
+    if "run_set" in c:
+        members, what = [r for r in runs if r.run_set == c["run_set"]], f"run set {c['run_set']}"
+    else:
+        exact = [r for r in runs if r.name == c.get("run", "")]
+        members, what = exact or [r for r in runs if r.base and r.base == c.get("run")], str(c.get("run"))
+    values = [v for v in (metric_value(r, metric) for r in members if r.result) if v is not None]
+    if not values:
+        return f"{what}: {metric}", None
+    label = f"{what}: {metric}" + (f" (mean of {len(values)} runs)" if len(members) > 1 else "")
+    return label, sum(values) / len(values)
+
+
 def check(exp: Experiment, baseline: Path) -> list[str]:
     """Lines 'ok ...' / 'REGRESSED ...' / 'MISSING ...', one per check of the baseline file."""
     try:
@@ -312,13 +271,11 @@ def check(exp: Experiment, baseline: Path) -> list[str]:
         raise UserError(f"baseline file not found: {baseline}") from None
     except (json.JSONDecodeError, KeyError, TypeError):
         raise UserError(f"{baseline} is not a baseline file (a JSON object with a 'checks' list)") from None
-    runs = {r.name: r for r in load_runs(exp)}
+    runs = load_runs(exp)
     lines = []
     for c in checks:
-        run = runs.get(c.get("run", ""))
-        value = metric_value(run, c["metric"]) if run else None
+        what, value = _checked(runs, c)
         ref, tol, higher = float(c["value"]), float(c.get("tolerance", 0.0)), c.get("higher_is_better", True)
-        what = f"{c.get('run')}: {c['metric']}"
         if value is None:
             lines.append(f"MISSING {what} (no such run or metric)")
             continue
@@ -329,12 +286,16 @@ def check(exp: Experiment, baseline: Path) -> list[str]:
 
 
 def save_baseline(exp: Experiment, path: Path, tolerance: float) -> int:
+    """Setup runs and runs without seeds: one check per run; run sets with seeds: one per set, on the mean."""
+    runs = load_runs(exp)
     checks = []
-    for run in load_runs(exp):
-        for metric, higher in (("evaluation.median_successes", True), ("validation.orientation_deg/median", False)):
-            value = metric_value(run, metric) if run.result else None
+    for metric, higher in (("evaluation.median_successes", True), ("validation.orientation_deg/median", False)):
+        keys = [{"run": r.name} for r in runs if r.seed is None] + [
+            {"run_set": name} for name in dict.fromkeys(r.run_set for r in runs if r.seed is not None)]
+        for key in keys:
+            _, value = _checked(runs, {**key, "metric": metric})
             if value is not None:
-                checks.append({"run": run.name, "metric": metric, "value": value,
+                checks.append({**key, "metric": metric, "value": value,
                                "tolerance": round(abs(value) * tolerance, 4), "higher_is_better": higher})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"experiment": exp.path, "checks": checks}, indent=1) + "\n")
