@@ -99,6 +99,12 @@ def gather_lists(items: list, world: int) -> list:
     return [x for part in parts for x in part]
 
 
+def all_mean(value: float, world: int) -> float:
+    """The mean of every rank's `value`, on every rank (the value itself when alone)."""
+    values = gather_lists([float(value)], world)
+    return sum(values) / len(values)
+
+
 def teardown(world: int) -> None:
     if world > 1 and dist.is_initialized():
         dist.destroy_process_group()

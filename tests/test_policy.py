@@ -140,13 +140,29 @@ def test_lstm_state_is_reset_at_episode_starts():
     assert torch.allclose(fresh, reset) and not torch.allclose(fresh, carried)
 
 
-def _vision_checkpoint(path: Path, size: int = 32) -> PoseNet:
+def _vision_checkpoint(path: Path, size: int = 32, cameras: int = 3, task: str | None = "gimbal-block") -> PoseNet:
     torch.manual_seed(1)
-    cfg = PoseNetConfig(arch="impala", image_size=size, num_cameras=3, head_hidden=32)
+    cfg = PoseNetConfig(arch="impala", image_size=size, num_cameras=cameras, head_hidden=32)
     model = PoseNet(cfg)
+    extra = {} if task is None else {"task": task}  # checkpoints from before the task was recorded lack it
     save_checkpoint(path, {"model_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-                           "model": model.state_dict(), "step": 1})
+                           "model": model.state_dict(), "step": 1, **extra})
     return model
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"task": "hand-block"}, "was trained on hand-block renders; this policy's task is gimbal-block"),
+    ({"cameras": 2}, "was trained on 2 cameras; the environment renders 3"),
+    ({"size": 64}, "was trained on 64 px images; the environment renders 32 px (set --image-size 64)"),
+    ({"size": 64, "task": None}, "was trained on 64 px images"),
+])
+def test_a_vision_checkpoint_for_other_images_is_refused(teacher, tmp_path, capsys, kwargs, message):
+    _vision_checkpoint(tmp_path / "vision.pt", **kwargs)
+    code = train_cli.main(["--obs", "pixels", "--algo", "bc", "--teacher", str(teacher), "--init-vision",
+                           str(tmp_path / "vision.pt"), "--image-size", "32", "--out", str(tmp_path / "run"), *TINY])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, message)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def test_vision_sub_model_receives_the_encoders_weights(tmp_path):

@@ -62,7 +62,7 @@ def env_config_of(ckpt: dict, physics: str | None = None) -> EnvConfig:
 
 
 # What an action means: a teacher's labels only make sense to a student whose actions mean the same.
-ACTION_FIELDS = ("action_mode", "relative_step", "action_bins", "control_period")
+ACTION_FIELDS = ("action_type", "action_mode", "relative_step", "action_bins", "control_period")
 
 
 def load_teacher(path: str | Path, task: str, env: EnvConfig | None = None) -> tuple[ActorCritic, dict]:

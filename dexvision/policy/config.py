@@ -6,6 +6,7 @@ import dataclasses
 
 from dexvision.policy.curriculum import CurriculumConfig
 from dexvision.policy.envs import OBS_MODES, EnvConfig
+from dexvision.policy.model import CORES
 from dexvision.policy.ppo import LossConfig
 
 ALGOS = ("ppo", "bc", "bc+ppo")
@@ -34,6 +35,13 @@ class TrainPolicyConfig:
     embed_dim: int = 512
     lstm_hidden: int = 256
     shared_embeddings: bool = False
+    core: str = "lstm"  # the policy's and value function's core: lstm (as in the original) or mlp
+    mlp_hidden: list[int] = dataclasses.field(default_factory=lambda: [512, 256])  # core: mlp
+    normalize_obs: bool = False  # standardize vector inputs by running moments gathered while collecting
+    init_log_std: float = -0.7  # env.action_type continuous: the Gaussian policy's initial log std
+    # PPO: halve-ish the learning rate when an iteration's mean KL exceeds 2x this, raise it when below
+    # half (rl_games' adaptive schedule, as Isaac Gym's in-hand tasks use); 0: a constant learning rate
+    kl_target: float = 0.0
     # The initial policy's probability of each actuator's middle bin (relative actions: hold the command);
     # 0 leaves the initial policy uniform. A calm start: a uniform policy over relative bins moves every
     # finger at random each step.
@@ -76,5 +84,13 @@ class TrainPolicyConfig:
             raise ValueError(f"bc_steps ({self.bc_steps}) must be below steps ({self.steps}) for bc+ppo")
         if not 0 <= self.init_hold_prob < 1:
             raise ValueError(f"init_hold_prob must be in [0, 1), got {self.init_hold_prob}")
+        if self.init_hold_prob and self.env.action_type != "discrete":
+            raise ValueError("init_hold_prob needs env.action_type discrete (it favours the middle bin)")
+        if self.core not in CORES:
+            raise ValueError(f"core must be one of {', '.join(CORES)}, got {self.core!r}")
+        if self.core == "mlp" and (not self.mlp_hidden or min(self.mlp_hidden) < 1):
+            raise ValueError(f"mlp_hidden must list positive layer widths, got {self.mlp_hidden}")
+        if self.kl_target < 0:
+            raise ValueError(f"kl_target must be >= 0, got {self.kl_target}")
         if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError("need lr > 0, 0 < gamma <= 1 and 0 <= gae_lambda <= 1")

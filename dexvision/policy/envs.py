@@ -6,10 +6,12 @@ reaching it (within `success_threshold` radians) pays `success_reward` and draws
 new goal. An episode ends after `max_successes` successes, on a drop (hand-block),
 or when a goal is not reached within `goal_timeout` steps. Reward per step: the
 decrease of the rotation distance to the goal, plus the success bonus, minus the
-drop penalty. Actions: `action_bins` bins per actuator; `absolute` (the default) maps
-them onto the actuator's command range, `relative` moves the current command by up to
-`relative_step` of the range per step (the middle bin holds it), so that a policy that
-still acts at random moves the fingers gradually instead of throwing the block.
+drop penalty. Actions: `discrete` (the default), `action_bins` bins per actuator, or
+`continuous`, one number in [-1, 1] per actuator (clipped there); `absolute` (the
+default) maps them onto the actuator's command range, `relative` moves the current
+command by up to `relative_step` of the range per step (the middle bin, or 0, holds
+it), so that a policy that still acts at random moves the fingers gradually instead of
+throwing the block.
 
 Physics is randomized per episode (each environment owns a copy of the model) and
 Gaussian noise is added to the state observations. `EnvConfig.physics` picks the
@@ -54,6 +56,7 @@ from dexvision.sim.scenes import BLOCK_HALF_SIZE, BLOCK_REST_POINT, PHYSICS_PROF
 
 OBS_MODES = ("state", "pixels")
 ACTION_MODES = ("absolute", "relative")
+ACTION_TYPES = ("discrete", "continuous")
 VELOCITY_SCALE = 0.1  # observed velocities are multiplied by this to keep every input near [-1, 1]
 
 
@@ -64,6 +67,7 @@ class EnvConfig:
     task: str = "gimbal-block"
     physics: str = "fast"  # physics profile: fast (learning) or reference (gymnasium-robotics' 2 ms model)
     control_period: float = 0.04  # seconds per control step (25 Hz), whatever the profile's physics step
+    action_type: str = "discrete"  # discrete: action_bins bins per actuator; continuous: [-1, 1] per actuator
     action_bins: int = 11
     action_mode: str = "absolute"  # absolute: bins span the command range; relative: bins move the command
     relative_step: float = 0.1  # relative: the largest move per control step, as a fraction of the range
@@ -84,6 +88,8 @@ class EnvConfig:
             raise ValueError(f"unknown physics profile '{self.physics}' (valid: {', '.join(PHYSICS_PROFILES)})")
         if self.control_period <= 0:
             raise ValueError("control_period must be > 0")
+        if self.action_type not in ACTION_TYPES:
+            raise ValueError(f"action_type must be one of {', '.join(ACTION_TYPES)}, got {self.action_type!r}")
         if self.action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode must be one of {', '.join(ACTION_MODES)}, got {self.action_mode!r}")
         if not 0 < self.relative_step <= 1:
@@ -207,7 +213,10 @@ class BlockReorientEnv(gym.vector.VectorEnv):
             single["images"] = gym.spaces.Box(0, 255, (cams, 3, size, size), np.uint8)
         self.single_observation_space = gym.spaces.Dict(single)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
-        self.single_action_space = gym.spaces.MultiDiscrete([self.cfg.action_bins] * self.nu)
+        if self.cfg.action_type == "continuous":
+            self.single_action_space = gym.spaces.Box(-1.0, 1.0, (self.nu,), np.float32)
+        else:
+            self.single_action_space = gym.spaces.MultiDiscrete([self.cfg.action_bins] * self.nu)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
 
     def _allocate(self) -> None:
@@ -273,10 +282,13 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         return self._observe(np.ones(self.num_envs, bool)), {}
 
     def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
-        actions = np.asarray(actions)
+        actions = np.asarray(actions, dtype=np.float64)  # as env workers pass them: the same arithmetic
         if actions.shape != (self.num_envs, self.nu):
             raise ValueError(f"actions must have shape {(self.num_envs, self.nu)}, got {actions.shape}")
-        unit = actions / (self.cfg.action_bins - 1)  # [0, 1]
+        if self.cfg.action_type == "continuous":
+            unit = (np.clip(actions, -1.0, 1.0) + 1.0) / 2.0  # [0, 1]
+        else:
+            unit = actions / (self.cfg.action_bins - 1)
         if self.cfg.action_mode == "absolute":
             self.targets = self._ctrl_low + self._ctrl_span * unit
         else:

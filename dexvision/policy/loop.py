@@ -81,6 +81,7 @@ class Collector:
             if self.model.vision is not None:
                 # computed once here; kept in the rollout for the cheap feature epochs of the update
                 self.obs["vision"] = self.model.vision_features(self.obs["images"].unsqueeze(0))[0]
+            self.model.observe(self.obs)  # input moments (models that normalize their inputs)
             action, logprob, _, value, _, self.state = self.model.get_action_and_value(
                 self.obs, self.state, self.starts, generator=self.generator)
             if label:

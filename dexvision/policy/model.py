@@ -1,4 +1,4 @@
-"""The policy and value networks: embed-and-add, an LSTM each, categorical action heads.
+"""The policy and value networks: embed-and-add, an LSTM (or MLP) core each, action heads.
 
 As in the Rubik's cube work (section 6.2) and the end-to-end report: every input is
 mapped by its own linear layer (an "embedding mapping") to a 512-d space, the
@@ -11,6 +11,15 @@ inputs plus the full state (asymmetric actor-critic).
 A pixel policy's `images` pass through the vision sub-model: the train-vision
 PoseNet up to its penultimate layer (the encoder applied to each camera, the
 features concatenated, the head's hidden layer); its output is the input `vision`.
+
+Two departures are options, for policies that must learn from fewer samples (the
+hand teacher, as Isaac Gym's and MuJoCo Playground's in-hand policies do): `core="mlp"`
+replaces each LSTM by a feed-forward stack (ELU), and `action_dist="gaussian"` gives
+each actuator a Normal distribution (a mean from the head, a learned state-independent
+log standard deviation) instead of categorical bins; the environment then takes
+continuous actions. `normalize_obs` standardizes every vector input by running
+moments gathered while collecting (`observe`), clipped to +-5; they are buffers, so
+they travel with the weights in checkpoints.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import Categorical
+from torch.distributions import Categorical, Distribution, Normal
 
 from dexvision.vision.model import PoseNet, PoseNetConfig
 
@@ -35,10 +44,32 @@ class PolicyConfig:
     lstm_hidden: int = 256
     shared_embeddings: bool = False
     vision: dict | None = None  # the PoseNetConfig of the vision sub-model (pixel policies)
+    core: str = "lstm"  # lstm or mlp (feed-forward: no memory across steps)
+    mlp_hidden: list[int] = dataclasses.field(default_factory=lambda: [512, 256])
+    action_dist: str = "categorical"  # categorical (action_bins per actuator) or gaussian (continuous)
+    init_log_std: float = -0.7  # gaussian: the initial log standard deviation of every actuator's action
+    normalize_obs: bool = False
+
+    def __post_init__(self):
+        if self.core not in CORES:
+            raise ValueError(f"core must be one of {', '.join(CORES)}, got {self.core!r}")
+        if self.action_dist not in ACTION_DISTS:
+            raise ValueError(f"action_dist must be one of {', '.join(ACTION_DISTS)}, got {self.action_dist!r}")
+        if self.core == "mlp" and (not self.mlp_hidden or min(self.mlp_hidden) < 1):
+            raise ValueError(f"mlp_hidden must list positive layer widths, got {self.mlp_hidden}")
 
     @property
     def uses_vision(self) -> bool:
         return self.vision is not None
+
+    @property
+    def core_width(self) -> int:
+        return self.lstm_hidden if self.core == "lstm" else self.mlp_hidden[-1]
+
+
+CORES = ("lstm", "mlp")
+ACTION_DISTS = ("categorical", "gaussian")
+OBS_CLIP = 5.0  # normalized inputs are clipped to +-this
 
 
 class VisionSubModel(nn.Module):
@@ -95,6 +126,45 @@ class Embedding(nn.Module):
         return torch.relu(sum(layer(inputs[name]) for name, layer in self.layers.items()))
 
 
+def _mlp(n_in: int, widths: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers += [_linear(n_in, width, math.sqrt(2.0)), nn.ELU()]
+        n_in = width
+    return nn.Sequential(*layers)
+
+
+class RunningMoments(nn.Module):
+    """Mean and variance of each named input over everything `update` has seen (Chan et al.'s merge)."""
+
+    def __init__(self, dims: dict[str, int]):
+        super().__init__()
+        self.names = list(dims)
+        for name, n in dims.items():
+            self.register_buffer(f"{name}_mean", torch.zeros(n))
+            self.register_buffer(f"{name}_var", torch.ones(n))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Add a batch (B, n) of each input."""
+        batch = inputs[self.names[0]].shape[0]
+        total = self.count + batch
+        for name in self.names:
+            x = inputs[name].float().reshape(batch, -1)
+            mean, var = getattr(self, f"{name}_mean"), getattr(self, f"{name}_var")
+            b_mean, b_var = x.mean(0), x.var(0, unbiased=False)
+            delta = b_mean - mean
+            old, new = float(self.count / total), batch / float(total)
+            var.copy_(var * old + b_var * new + delta.square() * old * new)
+            mean.add_(delta * new)
+        self.count.copy_(total)
+
+    def forward(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        mean, var = getattr(self, f"{name}_mean"), getattr(self, f"{name}_var")
+        return ((x - mean) / torch.sqrt(var + 1e-8)).clamp(-OBS_CLIP, OBS_CLIP)
+
+
 class ActorCritic(nn.Module):
     """Policy (actor) and value (critic) networks over sequences: inputs are (T, B, ...)."""
 
@@ -110,14 +180,39 @@ class ActorCritic(nn.Module):
             v_layers = {k: _linear(n, d, 1.0) for k, n in cfg.value_inputs.items()}
         self.policy_embedding = Embedding(pi_layers)
         self.value_embedding = Embedding(v_layers)
-        self.policy_lstm = nn.LSTMCell(d, cfg.lstm_hidden)
-        self.value_lstm = nn.LSTMCell(d, cfg.lstm_hidden)
-        self.policy_head = _linear(cfg.lstm_hidden, cfg.num_actions * cfg.action_bins, 0.01)
-        self.value_head = _linear(cfg.lstm_hidden, 1, 1.0)
+        if cfg.core == "lstm":
+            self.policy_lstm = nn.LSTMCell(d, cfg.lstm_hidden)
+            self.value_lstm = nn.LSTMCell(d, cfg.lstm_hidden)
+        else:
+            self.policy_mlp = _mlp(d, cfg.mlp_hidden)
+            self.value_mlp = _mlp(d, cfg.mlp_hidden)
+        gaussian = cfg.action_dist == "gaussian"
+        self.policy_head = _linear(cfg.core_width, cfg.num_actions * (1 if gaussian else cfg.action_bins), 0.01)
+        self.value_head = _linear(cfg.core_width, 1, 1.0)
+        if gaussian:
+            self.log_std = nn.Parameter(torch.full((cfg.num_actions,), float(cfg.init_log_std)))
+        self.obs_moments = None
+        if cfg.normalize_obs:
+            dims = {k: n for k, n in {**cfg.policy_inputs, **cfg.value_inputs}.items() if k != "vision"}
+            self.obs_moments = RunningMoments(dims)
+
+    def distribution(self, params: torch.Tensor) -> Distribution:
+        """The action distribution of head outputs `params` (..., actuators, bins) or, gaussian,
+        (..., actuators, 2) = mean and log standard deviation; log_prob and entropy are per actuator."""
+        if self.cfg.action_dist == "gaussian":
+            return Normal(params[..., 0], params[..., 1].exp())
+        return Categorical(logits=params)
+
+    def observe(self, obs: dict[str, torch.Tensor]) -> None:
+        """Training collection: add one step's (B, ...) observations to the input moments."""
+        if self.obs_moments is not None:
+            self.obs_moments.update(obs)
 
     def favour_middle_bin(self, prob: float) -> None:
         """Set the policy head's biases so that, while its weights are still near zero, each actuator picks
         its middle bin with probability `prob` and the other bins evenly."""
+        if self.cfg.action_dist != "categorical":
+            raise ValueError("a calm start (init_hold_prob) needs categorical actions")
         bins = self.cfg.action_bins
         bias = math.log(prob * (bins - 1) / (1.0 - prob))
         with torch.no_grad():
@@ -137,19 +232,34 @@ class ActorCritic(nn.Module):
     def _inputs(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Vector inputs as float; `vision` computed from `images` unless given (then used as is)."""
         inputs = {k: v.float() for k, v in obs.items() if k != "images"}
+        if self.obs_moments is not None:
+            inputs = {k: self.obs_moments(k, v) if k in self.obs_moments.names else v for k, v in inputs.items()}
         if self.vision is not None and "vision" not in inputs:
             inputs["vision"] = self.vision_features(obs["images"])
         return inputs
 
     def forward(self, obs: dict[str, torch.Tensor], state: torch.Tensor, starts: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits (T, B, actions, bins), values (T, B), final state) for T steps of B sequences.
-
-        `starts[t, b]` is 1 where step t begins a new episode: the LSTM state is zeroed there.
+        """(action distribution parameters (T, B, actions, bins or 2), values (T, B), final state) for T
+        steps of B sequences. `starts[t, b]` is 1 where step t begins a new episode: the LSTM state is zeroed
+        there (an MLP core has no state: it is passed through unchanged).
         """
         inputs = self._inputs(obs)
         pi_x = self.policy_embedding(inputs)
         v_x = self.value_embedding(inputs)
+        if self.cfg.core == "mlp":
+            pi_h, v_h = self.policy_mlp(pi_x), self.value_mlp(v_x)
+        else:
+            pi_h, v_h, state = self._run_lstm(pi_x, v_x, state, starts)
+        out = self.policy_head(pi_h)
+        values = self.value_head(v_h).squeeze(-1)
+        if self.cfg.action_dist == "gaussian":
+            params = torch.stack([out, self.log_std.expand_as(out)], -1)
+        else:
+            params = out.view(*out.shape[:2], self.cfg.num_actions, self.cfg.action_bins)
+        return params, values, state
+
+    def _run_lstm(self, pi_x: torch.Tensor, v_x: torch.Tensor, state: torch.Tensor, starts: torch.Tensor):
         ph, pc, vh, vc = state
         pi_out, v_out = [], []
         for t in range(pi_x.shape[0]):
@@ -158,21 +268,23 @@ class ActorCritic(nn.Module):
             vh, vc = self.value_lstm(v_x[t], (vh * keep, vc * keep))
             pi_out.append(ph)
             v_out.append(vh)
-        logits = self.policy_head(torch.stack(pi_out))
-        values = self.value_head(torch.stack(v_out)).squeeze(-1)
-        logits = logits.view(*logits.shape[:2], self.cfg.num_actions, self.cfg.action_bins)
-        return logits, values, torch.stack([ph, pc, vh, vc])
+        return torch.stack(pi_out), torch.stack(v_out), torch.stack([ph, pc, vh, vc])
 
     def get_action_and_value(self, obs: dict[str, torch.Tensor], state: torch.Tensor, starts: torch.Tensor,
                              action: torch.Tensor | None = None, greedy: bool = False,
                              generator: torch.Generator | None = None):
-        """One step (inputs (B, ...)): action, its log-probability, entropy, value, logits, new state.
-        Sampled actions draw from `generator` (a CPU generator), so a seeded run repeats its actions."""
-        logits, values, state = self.forward({k: v.unsqueeze(0) for k, v in obs.items()}, state, starts.unsqueeze(0))
-        dist = Categorical(logits=logits[0])
+        """One step (inputs (B, ...)): action, its log-probability, entropy, value, distribution parameters,
+        new state. Sampled actions draw from `generator` (a CPU generator), so a seeded run repeats its actions;
+        greedy ones are the most likely bin or the Gaussian's mean."""
+        params, values, state = self.forward({k: v.unsqueeze(0) for k, v in obs.items()}, state, starts.unsqueeze(0))
+        params = params[0]
+        dist = self.distribution(params)
         if action is None:
-            action = logits[0].argmax(-1) if greedy else sample_categorical(logits[0], generator)
-        return action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1), values[0], logits[0], state
+            if self.cfg.action_dist == "gaussian":
+                action = params[..., 0] if greedy else sample_gaussian(params, generator)
+            else:
+                action = params.argmax(-1) if greedy else sample_categorical(params, generator)
+        return action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1), values[0], params, state
 
 
 def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -180,6 +292,12 @@ def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None) 
     u = torch.rand(logits.shape, generator=generator, dtype=torch.float32).to(logits.device)
     gumbel = -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
     return (logits.detach() + gumbel).argmax(-1)
+
+
+def sample_gaussian(params: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One draw per actuator from (..., actuators, 2) = (mean, log std), from an explicit generator."""
+    noise = torch.randn(params.shape[:-1], generator=generator, dtype=torch.float32).to(params.device)
+    return params[..., 0] + params[..., 1].exp() * noise
 
 
 def policy_config_for(env, obs: str, teacher_keys: tuple[str, ...], vision: PoseNetConfig | None = None,
@@ -194,6 +312,7 @@ def policy_config_for(env, obs: str, teacher_keys: tuple[str, ...], vision: Pose
             raise ValueError("a pixel policy needs a vision sub-model config")
         policy_inputs = {"vision": vision.head_hidden, "proprio": dims["proprio"], "goal": dims["goal"]}
     value_inputs = {**policy_inputs, **state}
+    dist = "gaussian" if env.cfg.action_type == "continuous" else "categorical"
     return PolicyConfig(policy_inputs=policy_inputs, value_inputs=value_inputs, num_actions=env.nu,
-                        action_bins=env.cfg.action_bins,
+                        action_bins=env.cfg.action_bins, action_dist=dist,
                         vision=dataclasses.asdict(vision) if vision is not None else None, **kwargs)

@@ -15,7 +15,7 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import Categorical
+from torch.distributions import Categorical, Distribution, kl_divergence
 
 
 @dataclasses.dataclass
@@ -89,8 +89,15 @@ class LossConfig:
     bc_value_coef: float = 0.5
 
 
-def ppo_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict, cfg: LossConfig) -> dict[str, torch.Tensor]:
-    dist = Categorical(logits=logits)
+def categorical(logits: torch.Tensor) -> Distribution:
+    return Categorical(logits=logits)
+
+
+def ppo_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict, cfg: LossConfig,
+             dist_fn=categorical) -> dict[str, torch.Tensor]:
+    """The clipped PPO objective; `logits` are the action distribution's parameters for `dist_fn`
+    (ActorCritic.distribution: categorical logits, or Gaussian means and log standard deviations)."""
+    dist = dist_fn(logits)
     logprob = dist.log_prob(batch["actions"]).sum(-1)
     ratio = torch.exp(logprob - batch["logprobs"])
     adv = batch["advantages"]
@@ -105,18 +112,18 @@ def ppo_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict, cfg: LossC
             "entropy": entropy, "approx_kl": approx_kl, "clipfrac": clipfrac}
 
 
-def bc_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict, cfg: LossConfig) -> dict[str, torch.Tensor]:
+def bc_loss(logits: torch.Tensor, values: torch.Tensor, batch: dict, cfg: LossConfig,
+            dist_fn=categorical) -> dict[str, torch.Tensor]:
     """KL(teacher || student) summed over actuators, plus L2 between the value predictions.
 
     The L2 term is relative (divided by the mean square of the teacher's values): returns
     of this task reach ~100, and an absolute squared error would drown the KL term and
     swamp the vision sub-model's gradients."""
-    teacher = torch.log_softmax(batch["teacher_logits"], -1)
-    student = torch.log_softmax(logits, -1)
-    kl = (teacher.exp() * (teacher - student)).sum((-1, -2)).mean()
+    student = dist_fn(logits)
+    kl = kl_divergence(dist_fn(batch["teacher_logits"]), student).sum(-1).mean()
     target = batch["teacher_values"]
     value = ((values - target) ** 2).mean() / (target.square().mean() + 1.0)
-    entropy = Categorical(logits=logits).entropy().sum(-1).mean()
+    entropy = student.entropy().sum(-1).mean()
     return {"loss": kl + cfg.bc_value_coef * value, "kl": kl, "value": value, "entropy": entropy}
 
 

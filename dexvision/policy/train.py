@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import time
 from pathlib import Path
@@ -26,14 +27,14 @@ import torch
 
 from dexvision.config import flag_overrides, load_config, to_dict
 from dexvision.datasets.format import parse_count
-from dexvision.distributed import gather_lists, is_main_process
+from dexvision.distributed import all_mean, gather_lists, is_main_process
 from dexvision.errors import UserError, cli
 from dexvision.policy.checkpoint import load_for_resume, load_policy_checkpoint, load_teacher, save_policy
 from dexvision.policy.config import TrainPolicyConfig
 from dexvision.policy.curriculum import Curriculum
 from dexvision.policy.episodes import MAX_PARALLEL, run_episodes, summarize_episodes
 from dexvision.policy.loop import Collector, EpisodeStats
-from dexvision.policy.model import ActorCritic, policy_config_for
+from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.policy.envs import BlockReorientEnv, state_keys
 from dexvision.policy.ppo import NoiseScale, RewardScaler, bc_loss, compute_gae, ppo_loss, update
 from dexvision.policy.workers import make_env, resolve_env_workers
@@ -60,13 +61,27 @@ def _vision_config(cfg: TrainPolicyConfig, cameras: int) -> tuple[PoseNetConfig 
     if cfg.init_vision:
         ckpt = load_vision_checkpoint(cfg.init_vision)
         vision = PoseNetConfig(**ckpt["model_config"])
-        if vision.num_cameras != cameras:
-            raise UserError(f"{cfg.init_vision} was trained on {vision.num_cameras} cameras; the environment "
-                            f"renders {cameras}")
+        _check_vision_matches(cfg, ckpt, vision, cameras)
         return vision, ckpt["model"]
     check_arch(cfg.vision_arch)
     return PoseNetConfig(arch=cfg.vision_arch, image_size=cfg.image_size, num_cameras=cameras,
                          head_hidden=cfg.vision_head_hidden), None
+
+
+def _check_vision_matches(cfg: TrainPolicyConfig, ckpt: dict, vision: PoseNetConfig, cameras: int) -> None:
+    """A pretrained encoder must have seen what the environment renders: the same task, camera count and
+    image size (nothing is resized behind the user's back). Checkpoints from before the task was recorded
+    are checked for cameras and size only."""
+    task = ckpt.get("task")
+    if task is not None and task != cfg.task:
+        raise UserError(f"--init-vision {cfg.init_vision} was trained on {task} renders; this policy's task is "
+                        f"{cfg.task}")
+    if vision.num_cameras != cameras:
+        raise UserError(f"--init-vision {cfg.init_vision} was trained on {vision.num_cameras} cameras; the "
+                        f"environment renders {cameras}")
+    if vision.image_size != cfg.image_size:
+        raise UserError(f"--init-vision {cfg.init_vision} was trained on {vision.image_size} px images; the "
+                        f"environment renders {cfg.image_size} px (set --image-size {vision.image_size})")
 
 
 def param_groups(model: ActorCritic, lr: float, vision_scale: float) -> list[dict]:
@@ -117,7 +132,9 @@ class PolicyTrainer:
         cfg = self.cfg
         self.policy_cfg = policy_config_for(env, cfg.obs, state_keys(cfg.task), vision,
                                             embed_dim=cfg.embed_dim, lstm_hidden=cfg.lstm_hidden,
-                                            shared_embeddings=cfg.shared_embeddings)
+                                            shared_embeddings=cfg.shared_embeddings, core=cfg.core,
+                                            mlp_hidden=list(cfg.mlp_hidden), normalize_obs=cfg.normalize_obs,
+                                            init_log_std=cfg.init_log_std)
         self._check_teacher()
         with seeded(cfg.seed + 7919 * self.rank):
             self.model = ActorCritic(self.policy_cfg)
@@ -153,9 +170,10 @@ class PolicyTrainer:
         if self.teacher is None:
             return
         t, p = self.teacher.cfg, self.policy_cfg
-        if (t.num_actions, t.action_bins) != (p.num_actions, p.action_bins):
-            raise UserError(f"teacher {self.cfg.teacher} has {t.num_actions} actuators x {t.action_bins} bins; this "
-                            f"environment has {p.num_actions} x {p.action_bins}")
+        if (t.num_actions, t.action_bins, t.action_dist) != (p.num_actions, p.action_bins, p.action_dist):
+            raise UserError(f"teacher {self.cfg.teacher} has {t.num_actions} actuators x {t.action_bins} bins "
+                            f"({t.action_dist}); this environment has {p.num_actions} x {p.action_bins} "
+                            f"({p.action_dist})")
 
     @property
     def bc_frames(self) -> int:
@@ -169,7 +187,8 @@ class PolicyTrainer:
     def _restore(self, ckpt: dict | None) -> None:
         if ckpt is None:
             return
-        if ckpt["policy_config"] != dataclasses.asdict(self.policy_cfg):
+        # filled with today's defaults: a checkpoint from before a field existed resumes as it was built
+        if dataclasses.asdict(PolicyConfig(**ckpt["policy_config"])) != dataclasses.asdict(self.policy_cfg):
             raise UserError(f"--resume: {self.scaffold.ckpt_path} holds a different model or observation setup")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -179,6 +198,8 @@ class PolicyTrainer:
             self.reward_scaler.load_state_dict(ckpt["reward_scaler"])
         if "curriculum" in ckpt:
             self.curriculum.load_state_dict(ckpt["curriculum"])
+        for group, lr in zip(self.optimizer.param_groups, ckpt.get("learning_rates", [])):
+            group["lr"] = lr
 
     def checkpoint(self, metrics: dict | None = None) -> None:
         self.scaffold.checkpoint(lambda path: save_policy(path, {
@@ -187,6 +208,7 @@ class PolicyTrainer:
             "optimizer": self.optimizer.state_dict(), "frames": self.frames, "iteration": self.iteration,
             "optimizer_steps": self.optimizer_steps, "wall_time_s": self.scaffold.wall_time,
             "reward_scaler": self.reward_scaler.state_dict(), "curriculum": self.curriculum.state_dict(),
+            "learning_rates": [g["lr"] for g in self.optimizer.param_groups],
             "config": to_dict(self.cfg), "git_sha": git_sha(), "run_name": self.tracker.name, "metrics": metrics or {},
         }))
 
@@ -214,18 +236,21 @@ class PolicyTrainer:
             self.env.set_goal_max_angle(self.curriculum.max_angle)
         t1 = time.perf_counter()
         if phase == "bc":
-            extra, loss_fn = {}, bc_loss
+            extra, loss_fn = {}, functools.partial(bc_loss, dist_fn=self.model.distribution)
         else:
             rewards = (self.reward_scaler(rollout.rewards, rollout.dones).to(self.device) if cfg.normalize_rewards
                        else rollout.rewards)
             advantages, returns = compute_gae(rewards, rollout.values, rollout.dones, next_value,
                                               cfg.gamma, cfg.gae_lambda)
-            extra, loss_fn = {"advantages": advantages, "returns": returns}, ppo_loss
+            extra = {"advantages": advantages, "returns": returns}
+            loss_fn = functools.partial(ppo_loss, dist_fn=self.model.distribution)
         out = update(self.model, self.forward, self.optimizer, rollout, extra, loss_fn, cfg.loss,
                      epochs=cfg.epochs, minibatches=cfg.minibatches, chunk=cfg.chunk,
                      max_grad_norm=cfg.max_grad_norm, world=self.world, generator=self.generator,
                      feature_epochs=cfg.feature_epochs)
         t2 = time.perf_counter()
+        if phase == "ppo" and cfg.kl_target:
+            self._adapt_lr(out["approx_kl"])
         new_frames = rollout.rewards.numel() * self.world
         self.frames += new_frames
         self.iteration += 1
@@ -238,12 +263,21 @@ class PolicyTrainer:
             "charts/optimizer_steps": self.optimizer_steps, "charts/mean_reward": float(rollout.rewards.mean()),
             "charts/phase_is_bc": float(phase == "bc"), "charts/goal_max_angle": self.curriculum.max_angle,
             "perf/env_steps_per_s": new_frames / max(t1 - t0, 1e-9), "perf/frames_per_s": new_frames / (t2 - t0),
-            "perf/collect_fraction": (t1 - t0) / (t2 - t0),
+            "perf/collect_fraction": (t1 - t0) / (t2 - t0), "charts/learning_rate": self.optimizer.param_groups[0]["lr"],
         })
         if noise is not None:
             metrics["charts/gradient_noise_scale"] = noise
         metrics.update(self.stats.metrics())
         return metrics
+
+    def _adapt_lr(self, kl: float) -> None:
+        """rl_games' adaptive schedule: divide the learning rates by 1.5 when the KL overshoots 2x the
+        target, multiply when it stays under half, within [1e-6, 1e-2] x the configured rate's ratio.
+        Every rank sees the same KL (DDP averages the gradients, not the KL: ranks agree on it by all-reduce)."""
+        kl = all_mean(kl, self.world)
+        factor = 1 / 1.5 if kl > 2.0 * self.cfg.kl_target else 1.5 if kl < 0.5 * self.cfg.kl_target else 1.0
+        for group in self.optimizer.param_groups:
+            group["lr"] = min(max(group["lr"] * factor, 1e-6), 1e-2)
 
     def _log(self, metrics: dict, last: dict) -> None:
         """Rank 0: evaluate when due, then log every few seconds (and whenever an evaluation ran)."""

@@ -78,7 +78,7 @@ def _worker(conn, cfg: EnvConfig, obs_mode: str, lo: int, hi: int, total: int, s
     try:
         env = BlockReorientEnv(cfg, hi - lo, obs=obs_mode, first_env=lo, total_envs=total)
         obs_view = read_from_shared_memory(env.single_observation_space, shm["obs"], total)
-        actions = np.frombuffer(shm["actions"], dtype=np.int64, count=total * env.nu).reshape(total, env.nu)
+        actions = np.frombuffer(shm["actions"], dtype=np.float64, count=total * env.nu).reshape(total, env.nu)
         arrays = _views(shm["step"], total)
         conn.send(("ready", None))
         while True:
@@ -140,9 +140,9 @@ class EnvWorkers(gym.vector.VectorEnv):
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         ctx = mp.get_context("spawn")
         shm = {"obs": create_shared_memory(self.single_observation_space, num_envs, ctx),
-               "actions": ctx.Array("q", num_envs * self.nu, lock=False), "step": _shared_arrays(num_envs, ctx)}
+               "actions": ctx.Array("d", num_envs * self.nu, lock=False), "step": _shared_arrays(num_envs, ctx)}
         self._obs = read_from_shared_memory(self.single_observation_space, shm["obs"], num_envs)
-        self._actions = np.frombuffer(shm["actions"], dtype=np.int64).reshape(num_envs, self.nu)
+        self._actions = np.frombuffer(shm["actions"], dtype=np.float64).reshape(num_envs, self.nu)
         self._arrays = _views(shm["step"], num_envs)
         bounds = np.linspace(0, num_envs, workers + 1).round().astype(int)
         self._conns, self._procs, self._closed = [], [], False

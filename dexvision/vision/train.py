@@ -149,6 +149,7 @@ class VisionTrainer:
         check_arch(cfg.arch)
         self.train_urls, self.val_urls, data = split_shards(cfg.data, cfg.val_data, cfg.val_fraction)
         self.data_identity, spec = data["identity"], data["spec"]
+        self.task = spec.data.task  # recorded in checkpoints: a policy's --init-vision checks it
         self.scaffold = Scaffold(Path(cfg.out) if cfg.out else default_run_dir(cfg), resume)
         self.rank, self.world, self.device = self.scaffold.rank, self.scaffold.world, self.scaffold.device
         self.model_cfg = PoseNetConfig(arch=cfg.arch, image_size=cfg.image_size or spec.data.render.image_size,
@@ -188,6 +189,7 @@ class VisionTrainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "step": self.step, "wall_time_s": self.scaffold.wall_time, "config": to_dict(self.cfg),
             "git_sha": git_sha(), "run_name": self.tracker.name, "data": self.data_identity, "metrics": metrics or {},
+            "task": self.task,
         }))
 
     def validate(self) -> dict:

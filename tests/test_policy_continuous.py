@@ -1,0 +1,190 @@
+"""The fast-learning options of dexvision.policy: continuous (Gaussian) actions, an MLP core, input
+normalization, the adaptive learning rate, and cloning a Gaussian teacher."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Normal
+
+from conftest import one_error_line
+from dexvision.config import load_config
+from dexvision.policy import train as train_cli
+from dexvision.policy.checkpoint import build_policy, load_policy_checkpoint
+from dexvision.policy.envs import BlockReorientEnv, EnvConfig
+from dexvision.policy.model import ActorCritic, PolicyConfig, RunningMoments
+from dexvision.policy.ppo import bc_loss, ppo_loss, LossConfig
+from dexvision.policy.train import PolicyTrainer, TrainPolicyConfig
+from dexvision.policy.workers import EnvWorkers
+
+FAST = ["core=mlp", "mlp_hidden=[32, 16]", "normalize_obs=true", "env.action_type=continuous",
+        "env.action_mode=relative", "kl_target=0.01", "loss.entropy_coef=0.0"]
+
+
+def tiny_continuous(tmp_path, *extra: str) -> TrainPolicyConfig:
+    sets = ["num_envs=4", "minibatches=2", "rollout=10", "embed_dim=32", "eval_episodes=2", "env.max_successes=2",
+            "env.goal_timeout=5", f"out={json.dumps(str(tmp_path))}", *FAST, *extra]
+    return load_config(TrainPolicyConfig, None, sets)
+
+
+def gaussian_model(**kw) -> ActorCritic:
+    cfg = PolicyConfig(policy_inputs={"a": 3}, value_inputs={"a": 3, "b": 2}, num_actions=4, core="mlp",
+                       mlp_hidden=[16, 8], embed_dim=16, action_dist="gaussian", **kw)
+    torch.manual_seed(0)
+    return ActorCritic(cfg)
+
+
+def test_continuous_actions_are_clipped_and_move_commands_by_at_most_a_step():
+    env = BlockReorientEnv(EnvConfig(task="hand-block", action_type="continuous", action_mode="relative",
+                                     relative_step=0.1, obs_noise=0.0), 3)
+    env.reset(seed=0)
+    assert env.single_action_space.shape == (env.nu,) and env.single_action_space.dtype == np.float32
+    low, span = env._ctrl_low, env._ctrl_span
+    start = env.targets.copy()
+    actions = np.zeros((3, env.nu), np.float32)  # 0 holds
+    actions[0] = 0.5  # half a step up
+    actions[2] = -7.0  # clipped to a whole step down
+    env.step(actions)
+    np.testing.assert_allclose(env.targets[0], np.minimum(start[0] + 0.05 * span, low + span))
+    np.testing.assert_allclose(env.targets[1], start[1])
+    np.testing.assert_allclose(env.targets[2], np.maximum(start[2] - 0.1 * span, low))
+
+
+def test_continuous_env_workers_match_one_process():
+    cfg = EnvConfig(task="hand-block", action_type="continuous", action_mode="relative", goal_timeout=3)
+    actions = np.random.default_rng(1).uniform(-1, 1, (6, 3, 20)).astype(np.float32)
+
+    def roll(env):
+        obs, _ = env.reset(seed=4)
+        out = [obs["joint_pos"].copy()]
+        for a in actions:
+            obs, reward, *_ = env.step(a)
+            out += [obs["joint_pos"].copy(), reward.copy()]
+        return out
+
+    expected = roll(BlockReorientEnv(cfg, 3))
+    env = EnvWorkers(cfg, 3, 2)
+    try:
+        got = roll(env)
+    finally:
+        env.close()
+    assert all(np.array_equal(a, b) for a, b in zip(expected, got))
+
+
+def test_gaussian_policy_samples_around_its_mean_and_is_greedy_at_it():
+    model = gaussian_model(init_log_std=math.log(0.5))
+    obs = {"a": torch.randn(4000, 3), "b": torch.randn(4000, 2)}
+    state, starts = model.initial_state(4000), torch.ones(4000)
+    gen = torch.Generator().manual_seed(3)
+    action, logprob, entropy, _, params, new_state = model.get_action_and_value(obs, state, starts, generator=gen)
+    mean = params[..., 0]
+    assert action.shape == (4000, 4) and torch.equal(new_state, state)  # an MLP core keeps no memory
+    assert (action - mean).std().item() == pytest.approx(0.5, rel=0.05)
+    expected = Normal(mean, 0.5).log_prob(action).sum(-1)
+    torch.testing.assert_close(logprob, expected)
+    torch.testing.assert_close(entropy, torch.full((4000,), 4 * (0.5 + 0.5 * math.log(2 * math.pi) + math.log(0.5))))
+    greedy, *_ = model.get_action_and_value(obs, state, starts, greedy=True)
+    torch.testing.assert_close(greedy, mean)
+
+
+def test_running_moments_match_the_whole_batch_and_normalize_inputs():
+    moments = RunningMoments({"x": 2})
+    data = torch.randn(300, 2) * torch.tensor([3.0, 0.1]) + torch.tensor([5.0, -1.0])
+    for part in data.split(100):
+        moments.update({"x": part})
+    torch.testing.assert_close(moments.x_mean, data.mean(0), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(moments.x_var, data.var(0, unbiased=False), atol=1e-3, rtol=1e-3)
+    z = moments("x", data)
+    assert z.mean(0).abs().max() < 1e-3 and (z.std(0) - 1).abs().max() < 0.01
+    assert moments("x", torch.tensor([[1e6, -1e6]])).tolist() == [[5.0, -5.0]]  # clipped
+
+
+def test_gaussian_ppo_loss_prefers_actions_with_positive_advantage():
+    model = gaussian_model()
+    obs = {"a": torch.randn(1, 8, 3), "b": torch.randn(1, 8, 2)}
+    params, values, _ = model(obs, model.initial_state(8), torch.ones(1, 8))
+    dist = model.distribution(params)
+    actions = params[..., 0].detach() + 0.3
+    batch = {"actions": actions, "logprobs": dist.log_prob(actions).sum(-1).detach(),
+             "advantages": torch.linspace(-1, 1, 8).view(1, 8), "returns": torch.zeros(1, 8)}
+    loss = ppo_loss(params, values, batch, LossConfig(), dist_fn=model.distribution)
+    loss["policy"].backward()
+    # the gradient moves the mean of high-advantage rows towards their action (+0.3): d loss / d mean < 0
+    grad = model.policy_head.bias.grad
+    assert grad is not None and torch.isfinite(grad).all()
+    assert loss["approx_kl"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gaussian_cloning_loss_is_the_kl_between_the_policies():
+    model = gaussian_model()
+    obs = {"a": torch.randn(2, 5, 3), "b": torch.randn(2, 5, 2)}
+    params, values, _ = model(obs, model.initial_state(5), torch.ones(2, 5))
+    same = bc_loss(params, values, {"teacher_logits": params.detach(), "teacher_values": values.detach()},
+                   LossConfig(), dist_fn=model.distribution)
+    assert same["kl"].item() == pytest.approx(0.0, abs=1e-6)
+    shifted = params.detach().clone()
+    shifted[..., 0] += 0.5  # teacher means 0.5 away, same std: KL = 0.5^2 / (2 sigma^2) per actuator
+    sigma = math.exp(model.cfg.init_log_std)
+    moved = bc_loss(params, values, {"teacher_logits": shifted, "teacher_values": values.detach()}, LossConfig(),
+                    dist_fn=model.distribution)
+    assert moved["kl"].item() == pytest.approx(4 * 0.25 / (2 * sigma**2), rel=1e-4)
+
+
+def test_adaptive_learning_rate_follows_the_kl(tmp_path):
+    trainer = PolicyTrainer(tiny_continuous(tmp_path / "run", "task=hand-block", "env_workers=1"))
+    try:
+        lr = trainer.optimizer.param_groups[0]["lr"]
+        trainer._adapt_lr(1.0)  # far above 2 x 0.01
+        assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(lr / 1.5)
+        trainer._adapt_lr(0.001)  # below half the target
+        trainer._adapt_lr(0.001)
+        assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(lr * 1.5)
+        trainer._adapt_lr(0.01)  # on target: unchanged
+        assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(lr * 1.5)
+        metrics = trainer.iterate()
+        assert metrics["charts/learning_rate"] > 0 and all(np.isfinite(v) for v in metrics.values())
+        assert trainer.model.obs_moments.count.item() == pytest.approx(40, abs=0.01)  # 10 steps x 4 envs
+        trainer.checkpoint()
+    finally:
+        trainer.env.close()
+        trainer.tracker.close()
+    ckpt = load_policy_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    rebuilt = build_policy(ckpt)  # the moments travel with the weights
+    assert torch.equal(rebuilt.obs_moments.joint_pos_mean, trainer.model.obs_moments.joint_pos_mean)
+    assert ckpt["learning_rates"] == [trainer.optimizer.param_groups[0]["lr"]]
+
+
+def test_a_gaussian_teacher_is_cloned_and_a_categorical_student_refused(tmp_path, capsys):
+    teacher_dir = tmp_path / "teacher"
+    flags = ["--set", "num_envs=4", "--set", "minibatches=2", "--set", "rollout=10", "--set", "embed_dim=32",
+             "--set", "eval_episodes=2", "--set", "env.max_successes=2", "--set", "env.goal_timeout=5"]
+    fast = [x for s in FAST for x in ("--set", s)]
+    assert train_cli.main(["--steps", "40", "--out", str(teacher_dir), *flags, *fast]) == 0
+    teacher = str(teacher_dir / "checkpoint.pt")
+    # a state student cloned from it (the same continuous actions): the KL falls
+    assert train_cli.main(["--algo", "bc", "--teacher", teacher, "--steps", "40", "--out", str(tmp_path / "s"),
+                           *flags, *fast]) == 0
+    metrics = [json.loads(line) for line in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()]
+    assert any("losses/kl" in m and np.isfinite(m["losses/kl"]) for m in metrics)
+    capsys.readouterr()
+    code = train_cli.main(["--algo", "bc", "--teacher", teacher, "--steps", "40", "--out", str(tmp_path / "c"),
+                           *flags])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, "env.action_type=continuous")
+
+
+def test_fast_options_reject_bad_values(tmp_path, capsys):
+    for setting, message in [("core=transformer", "core must be one of lstm, mlp"),
+                             ("env.action_type=analog", "action_type must be one of discrete, continuous"),
+                             ("kl_target=-1", "kl_target must be >= 0")]:
+        code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--set", setting])
+        assert code == 2
+        one_error_line(capsys.readouterr().err, message)
+    code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "y"), "--set", "env.action_type=continuous",
+                           "--set", "init_hold_prob=0.5"])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, "init_hold_prob needs env.action_type discrete")
