@@ -21,6 +21,7 @@ from dexvision.policy.checkpoint import env_config_of, load_for_resume, load_pol
 from dexvision.policy.curriculum import Curriculum, CurriculumConfig
 from dexvision.policy.envs import BlockReorientEnv, EnvConfig, nearby_goal
 from dexvision.policy.evaluate import evaluate_checkpoint
+from dexvision.policy.loop import EpisodeStats
 from dexvision.policy.model import ActorCritic, PolicyConfig
 from dexvision.policy.ppo import NoiseScale, compute_gae
 from dexvision.policy.train import PolicyTrainer, TrainPolicyConfig
@@ -51,6 +52,18 @@ def test_gae_hand_computed():
     # t=2: 3 + 0.9*2 - 1.5 = 3.3;  t=1: 2 - 1 = 1 (no bootstrap);  t=0: 1 + 0.9*1 - 0.5 + 0.9*0.8*1 = 2.12
     assert torch.allclose(adv[:, 0], torch.tensor([2.12, 1.0, 3.3]))
     assert torch.allclose(ret[:, 0], torch.tensor([2.62, 2.0, 4.8]))
+
+
+def test_episode_stats_count_successes_returns_and_drops_of_finished_episodes():
+    stats = EpisodeStats(window=3)
+    done = np.array([True, False, True])
+    for dropped in ([True, False, False], [False, False, False]):
+        stats.add({"done_mask": done, "episode_successes": np.array([2, 9, 4]), "episode_return": np.array([1.0, 9, 3]),
+                   "dropped": np.array(dropped)})
+    m = stats.metrics()  # the last 3 finished episodes: (4, no drop), (2, no drop), (4, no drop); one drop fell out
+    assert m["charts/episodes"] == 4 and m["charts/drop_rate"] == 0.0
+    assert m["charts/successes_per_episode"] == pytest.approx(10 / 3) and m["charts/median_successes"] == 4
+    assert stats.take_finished() == [2, 4, 2, 4] and stats.take_finished() == []
 
 
 def test_noise_scale_recovers_a_known_ratio():

@@ -21,11 +21,12 @@ from dexvision.policy.ppo import Rollout
 
 
 class EpisodeStats:
-    """Successes and returns of the last `window` finished training episodes."""
+    """Successes, returns and drops of the last `window` finished training episodes."""
 
     def __init__(self, window: int = 20):
         self.successes: collections.deque = collections.deque(maxlen=window)
         self.returns: collections.deque = collections.deque(maxlen=window)
+        self.drops: collections.deque = collections.deque(maxlen=window)
         self.total = 0
         self.unread: list[int] = []  # successes of episodes finished since the last `take_finished`
 
@@ -33,6 +34,7 @@ class EpisodeStats:
         for i in np.flatnonzero(info["done_mask"]):
             self.successes.append(int(info["episode_successes"][i]))
             self.returns.append(float(info["episode_return"][i]))
+            self.drops.append(float(info["dropped"][i]))
             self.unread.append(int(info["episode_successes"][i]))
             self.total += 1
 
@@ -46,7 +48,8 @@ class EpisodeStats:
             return {}
         return {"charts/successes_per_episode": statistics.fmean(self.successes),
                 "charts/median_successes": float(statistics.median(self.successes)),
-                "charts/episode_return": statistics.fmean(self.returns), "charts/episodes": float(self.total)}
+                "charts/episode_return": statistics.fmean(self.returns), "charts/episodes": float(self.total),
+                "charts/drop_rate": statistics.fmean(self.drops)}
 
 
 class Collector:
