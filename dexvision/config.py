@@ -31,6 +31,20 @@ class ConfigError(UserError):
     """A configuration value that does not fit its field."""
 
 
+def check_bounds(cfg: Any, bounds: dict[str, tuple[float | None, float | None]]) -> None:
+    """ValueError naming the first field of `cfg` (a number or a [low, high] range) that goes past its
+    valid bounds `{field: (low, high)}` (None: unbounded on that side): for the `__post_init__` of a
+    config whose ranges may be widened, so that a widened range that means nothing ends in one line."""
+    for name, (low, high) in bounds.items():
+        value = getattr(cfg, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if (low is not None and min(values) < low) or (high is not None and max(values) > high):
+            shown = f"[{values[0]}, {values[1]}]" if isinstance(value, tuple) else f"{value}"
+            valid = f"[{low}, {high}]" if low is not None and high is not None else \
+                (f">= {low}" if high is None else f"<= {high}")
+            raise ValueError(f"{name} {shown} goes past its valid bounds {valid}")
+
+
 def _is_range(tp: Any) -> bool:
     return tp == Range
 

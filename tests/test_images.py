@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dexvision.render.images import floor_texture, hue_rotation_matrix, postprocess, recolor
-from dexvision.render.randomization import FLOOR_PATTERNS
+from dexvision.render.randomization import ALL_FLOOR_PATTERNS
 
 IDENTITY_POST = {"gamma": 1.0, "contrast": 1.0, "brightness": 0.0, "blur_sigma": 0.0, "noise_std": 0.0,
                  "noise_seed": 0}
@@ -38,7 +38,7 @@ def test_hue_rotation():
     np.testing.assert_array_equal(recolor(grey, 0.2, 1.0, 1.0), grey)  # grey has no hue
 
 
-@pytest.mark.parametrize("pattern", FLOOR_PATTERNS)
+@pytest.mark.parametrize("pattern", ALL_FLOOR_PATTERNS)  # held-out ones too
 def test_floor_textures(pattern):
     floor = {"pattern": pattern, "color_a": [0.1, 0.2, 0.3], "color_b": [0.9, 0.8, 0.1], "scale": 6.0, "seed": 4}
     a = floor_texture(floor, 32)

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from dexvision.config import Range
+from dexvision.config import Range, check_bounds
 
 
 @dataclasses.dataclass
@@ -38,6 +38,8 @@ class CameraConfig:
             raise ValueError("cameras.distance must be > 0")
         if self.fov_deg + self.fov_jitter_deg[0] <= 1.0 or self.fov_deg + self.fov_jitter_deg[1] >= 179.0:
             raise ValueError("cameras.fov_deg with its jitter must stay within (1, 179) degrees")
+        check_bounds(self, {"elevation_deg": (-90.0, 90.0), "position_jitter": (0.0, self.distance),
+                            "look_at_jitter": (0.0, self.distance), "roll_jitter_deg": (0.0, 180.0)})
 
     def azimuths(self) -> np.ndarray:
         """Azimuths in degrees; -90 looks from the fingertips (-y) back at the palm."""

@@ -3,40 +3,113 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+
+# A photograph that ships with matplotlib (a required package): a natural-image floor, for the shift
+# benchmarks. Nothing is ever downloaded.
+PHOTO = "photo"
+_PHOTO_FILE = ("mpl-data", "sample_data", "grace_hopper.jpg")
+
+
+def photo_path() -> Path:
+    """The photograph behind the `photo` floor pattern; ValueError (one line) if this installation lacks it."""
+    spec = importlib.util.find_spec("matplotlib")
+    path = Path(spec.submodule_search_locations[0]).joinpath(*_PHOTO_FILE) if spec else None
+    if path is None or not path.is_file():
+        raise ValueError(f"the '{PHOTO}' floor pattern needs matplotlib's sample photo "
+                         f"({'/'.join(_PHOTO_FILE)}), which this installation lacks")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _photo() -> np.ndarray:
+    with Image.open(photo_path()) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def _photo_floor(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A seeded square crop of the photograph (30-100% of its short side), resized: RGB in [0, 1]."""
+    photo = _photo()
+    h, w = photo.shape[:2]
+    side = int(min(h, w) * rng.uniform(0.3, 1.0))
+    y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+    crop = Image.fromarray(photo[y:y + side, x:x + side]).resize((size, size), Image.BILINEAR)
+    return np.asarray(crop, dtype=np.float32) / 255.0
+
+
+def _mix_checker(xx, yy, scale, rng):
+    return ((np.floor(xx * scale) + np.floor(yy * scale)) % 2).astype(np.float32)
+
+
+def _mix_stripes(xx, yy, scale, rng):
+    angle = rng.uniform(0, np.pi)
+    return (np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * scale * 2 * np.pi) > 0).astype(np.float32)
+
+
+def _mix_noise(xx, yy, scale, rng):
+    size = xx.shape[0]
+    cells = max(2, int(scale))
+    coarse = rng.random((cells, cells)).astype(np.float32)
+    idx = (np.arange(size) * cells // size)
+    return coarse[idx][:, idx]
+
+
+def _mix_blobs(xx, yy, scale, rng):
+    mix = np.zeros(xx.shape, np.float32)
+    for _ in range(int(scale)):
+        cx, cy, r = rng.random(), rng.random(), rng.uniform(0.03, 0.15)
+        mix = np.maximum(mix, ((xx - cx) ** 2 + (yy - cy) ** 2 < r * r).astype(np.float32))
+    return mix
+
+
+def _mix_rings(xx, yy, scale, rng):
+    """Concentric rings about a seeded centre: curved hard edges, which no training pattern has."""
+    cx, cy = rng.random(2)
+    return (np.sin(np.hypot(xx - cx, yy - cy) * scale * 2 * np.pi) > 0).astype(np.float32)
+
+
+def _mix_waves(xx, yy, scale, rng):
+    """Three plane waves at seeded angles and frequencies: smooth continuous tones, no edges."""
+    mix = np.zeros(xx.shape, np.float32)
+    for angle, freq in zip(rng.uniform(0, np.pi, 3), rng.uniform(0.5, 1.5, 3) * scale):
+        mix += np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * freq * 2 * np.pi).astype(np.float32)
+    return 0.5 + mix / 6.0
+
+
+def _mix_cells(xx, yy, scale, rng):
+    """Voronoi cells about max(2, scale) seeded points, each cell its own seeded mix of the two colours."""
+    points = rng.random((max(2, int(scale)), 2)).astype(np.float32)
+    shades = rng.random(len(points)).astype(np.float32)
+    dist = (xx[..., None] - points[:, 0]) ** 2 + (yy[..., None] - points[:, 1]) ** 2
+    return shades[dist.argmin(axis=-1)]
+
+
+_MIXES = {"flat": lambda xx, yy, scale, rng: np.zeros(xx.shape, np.float32), "checker": _mix_checker,
+          "stripes": _mix_stripes, "noise": _mix_noise, "blobs": _mix_blobs, "rings": _mix_rings,
+          "waves": _mix_waves, "cells": _mix_cells}
 
 
 def floor_texture(floor: dict, size: int = 128) -> np.ndarray:
     """An RGB uint8 texture for the floor parameters of one sample (pattern, colours, scale, seed)."""
     rng = np.random.default_rng(floor["seed"])
-    a = np.asarray(floor["color_a"], dtype=np.float32)
-    b = np.asarray(floor["color_b"], dtype=np.float32)
-    scale = floor["scale"]
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     pattern = floor["pattern"]
-    if pattern == "flat":
-        mix = np.zeros((size, size), np.float32)
-    elif pattern == "checker":
-        mix = ((np.floor(xx * scale) + np.floor(yy * scale)) % 2).astype(np.float32)
-    elif pattern == "stripes":
-        angle = rng.uniform(0, np.pi)
-        mix = (np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * scale * 2 * np.pi) > 0).astype(np.float32)
-    elif pattern == "noise":
-        cells = max(2, int(scale))
-        coarse = rng.random((cells, cells)).astype(np.float32)
-        idx = (np.arange(size) * cells // size)
-        mix = coarse[idx][:, idx]
-    elif pattern == "blobs":
-        mix = np.zeros((size, size), np.float32)
-        for _ in range(int(scale)):
-            cx, cy, r = rng.random(), rng.random(), rng.uniform(0.03, 0.15)
-            mix = np.maximum(mix, ((xx - cx) ** 2 + (yy - cy) ** 2 < r * r).astype(np.float32))
+    if pattern == PHOTO:
+        img = _photo_floor(rng, size)
+    elif pattern in _MIXES:
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+        mix = _MIXES[pattern](xx, yy, floor["scale"], rng)[..., None]
+        a = np.asarray(floor["color_a"], dtype=np.float32)
+        b = np.asarray(floor["color_b"], dtype=np.float32)
+        img = a * (1 - mix) + b * mix
     else:
         raise ValueError(f"unknown floor pattern {pattern!r}")
     grain = rng.normal(0.0, 0.03, (size, size, 1)).astype(np.float32)
-    img = a * (1 - mix[..., None]) + b * mix[..., None] + grain
-    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    return (np.clip(img + grain, 0, 1) * 255).astype(np.uint8)
 
 
 def hue_rotation_matrix(turns: float) -> np.ndarray:

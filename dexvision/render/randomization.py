@@ -12,10 +12,16 @@ import dataclasses
 
 import numpy as np
 
-from dexvision.config import Range
+from dexvision.config import Range, check_bounds
 from dexvision.render.cameras import CameraConfig, sample_cameras
+from dexvision.render.images import PHOTO, photo_path
 
+# The floor patterns training data draws from, and those it never sees by default: held out for the shift
+# benchmarks (configs/data/shift-floor.yaml). Any of them may be listed in appearance.floor_patterns.
 FLOOR_PATTERNS = ("flat", "checker", "stripes", "noise", "blobs")
+HELD_OUT_FLOOR_PATTERNS = ("rings", "waves", "cells", PHOTO)
+ALL_FLOOR_PATTERNS = FLOOR_PATTERNS + HELD_OUT_FLOOR_PATTERNS
+_UNIT = (0.0, 1.0)
 
 
 @dataclasses.dataclass
@@ -25,10 +31,13 @@ class LightingConfig:
     elevation_deg: Range = (20.0, 90.0)  # light comes from above the horizon
     color_saturation: Range = (0.0, 0.25)  # 0 = white light
     ambient: Range = (0.05, 0.35)  # grey level of the ambient term
+    hue: Range = (0.0, 1.0)  # turns of the colour wheel a light's tint is drawn from (e.g. [0.02, 0.12]: warm)
 
     def __post_init__(self):
         if not 1 <= self.count[0] <= self.count[1] <= 8:
             raise ValueError("lighting.count must satisfy 1 <= low <= high <= 8")
+        check_bounds(self, {"intensity": (0.0, None), "elevation_deg": (-90.0, 90.0), "color_saturation": _UNIT,
+                            "ambient": _UNIT, "hue": (-1.0, 1.0)})
 
 
 @dataclasses.dataclass
@@ -40,18 +49,29 @@ class AppearanceConfig:
     metallic: Range = (0.0, 0.4)
     floor_patterns: tuple[str, ...] = FLOOR_PATTERNS
     floor_scale: Range = (2.0, 24.0)  # pattern repeats across the floor texture
+    floor_saturation: Range = (0.0, 0.8)  # of each of the floor's two colours
+    floor_value: Range = (0.1, 0.9)
+    floor_roughness: Range = (0.5, 1.0)
     background_value: Range = (0.0, 1.0)
+    background_saturation: Range = (0.0, 0.6)
     block_hue_shift: Range = (-0.03, 0.03)  # turns of the colour wheel: faces stay distinct
     block_saturation: Range = (0.8, 1.15)
     block_brightness: Range = (0.75, 1.15)
     block_roughness: Range = (0.4, 1.0)
 
     def __post_init__(self):
-        bad = [p for p in self.floor_patterns if p not in FLOOR_PATTERNS]
+        bad = [p for p in self.floor_patterns if p not in ALL_FLOOR_PATTERNS]
         if bad or not self.floor_patterns:
-            raise ValueError(f"appearance.floor_patterns: unknown {bad} (valid: {', '.join(FLOOR_PATTERNS)})")
+            raise ValueError(f"appearance.floor_patterns: unknown {bad} (valid: {', '.join(ALL_FLOOR_PATTERNS)})")
+        if PHOTO in self.floor_patterns:
+            photo_path()  # the photo ships with matplotlib: say so now if this installation lacks it
         if max(abs(self.block_hue_shift[0]), abs(self.block_hue_shift[1])) > 0.08:
             raise ValueError("appearance.block_hue_shift beyond +-0.08 turns makes block faces ambiguous")
+        check_bounds(self, {
+            "hand_value": _UNIT, "hand_saturation": _UNIT, "hand_link_jitter": (0.0, 1.0), "roughness": _UNIT,
+            "metallic": _UNIT, "floor_scale": (1.0, 256.0), "floor_saturation": _UNIT, "floor_value": _UNIT,
+            "floor_roughness": _UNIT, "background_value": _UNIT, "background_saturation": _UNIT,
+            "block_saturation": (0.0, 4.0), "block_brightness": (0.0, 4.0), "block_roughness": _UNIT})
 
 
 @dataclasses.dataclass
@@ -61,6 +81,10 @@ class PostConfig:
     brightness: Range = (-0.06, 0.06)
     blur_sigma: Range = (0.0, 0.8)  # pixels, at the rendered size
     noise_std: Range = (0.0, 0.03)  # in [0, 1] intensity units
+
+    def __post_init__(self):
+        check_bounds(self, {"gamma": (0.05, 20.0), "contrast": (0.0, 10.0), "brightness": (-1.0, 1.0),
+                            "blur_sigma": (0.0, 32.0), "noise_std": (0.0, 1.0)})
 
 
 @dataclasses.dataclass
@@ -88,7 +112,7 @@ def _sample_lighting(cfg: LightingConfig, rng: np.random.Generator) -> dict:
         toward_light = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
         lights.append({
             "direction": (-toward_light).tolist(),
-            "color": _hsv(rng.random(), rng.uniform(*cfg.color_saturation), 1.0),
+            "color": _hsv(rng.uniform(*cfg.hue), rng.uniform(*cfg.color_saturation), 1.0),
             "intensity": float(rng.uniform(*cfg.intensity)),
         })
     return {"ambient": float(rng.uniform(*cfg.ambient)), "lights": lights}
@@ -97,11 +121,11 @@ def _sample_lighting(cfg: LightingConfig, rng: np.random.Generator) -> dict:
 def _sample_appearance(cfg: AppearanceConfig, rng: np.random.Generator) -> dict:
     floor = {
         "pattern": str(cfg.floor_patterns[int(rng.integers(len(cfg.floor_patterns)))]),
-        "color_a": _hsv(rng.random(), rng.uniform(0, 0.8), rng.uniform(0.1, 0.9)),
-        "color_b": _hsv(rng.random(), rng.uniform(0, 0.8), rng.uniform(0.1, 0.9)),
+        "color_a": _hsv(rng.random(), rng.uniform(*cfg.floor_saturation), rng.uniform(*cfg.floor_value)),
+        "color_b": _hsv(rng.random(), rng.uniform(*cfg.floor_saturation), rng.uniform(*cfg.floor_value)),
         "scale": float(rng.uniform(*cfg.floor_scale)),
         "seed": _seed(rng),
-        "roughness": float(rng.uniform(0.5, 1.0)),
+        "roughness": float(rng.uniform(*cfg.floor_roughness)),
     }
     return {
         "hand": {
@@ -112,7 +136,7 @@ def _sample_appearance(cfg: AppearanceConfig, rng: np.random.Generator) -> dict:
             "metallic": float(rng.uniform(*cfg.metallic)),
         },
         "floor": floor,
-        "background": _hsv(rng.random(), rng.uniform(0, 0.6), rng.uniform(*cfg.background_value)),
+        "background": _hsv(rng.random(), rng.uniform(*cfg.background_saturation), rng.uniform(*cfg.background_value)),
         "block": {
             "hue_shift": float(rng.uniform(*cfg.block_hue_shift)),
             "saturation": float(rng.uniform(*cfg.block_saturation)),
