@@ -491,7 +491,7 @@ def test_curriculum_widens_on_success_and_stops_at_the_full_task():
 
 def test_hand_teacher_iteration_records_the_physics_profile(tmp_path):
     cfg = load_config(TrainPolicyConfig, "configs/policy/hand-teacher.yaml",
-                      ["num_envs=4", "minibatches=2", "rollout=10", "embed_dim=32", "lstm_hidden=32", "env_workers=2",
+                      ["num_envs=4", "minibatches=2", "rollout=8", "embed_dim=32", "mlp_hidden=[32]", "env_workers=2",
                        f"out={json.dumps(str(tmp_path / 'hand'))}", "eval_episodes=2", "env.goal_timeout=5"])
     trainer = PolicyTrainer(cfg)
     try:
