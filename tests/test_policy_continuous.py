@@ -180,7 +180,8 @@ def test_a_gaussian_teacher_is_cloned_and_a_categorical_student_refused(tmp_path
 def test_fast_options_reject_bad_values(tmp_path, capsys):
     for setting, message in [("core=transformer", "core must be one of lstm, mlp"),
                              ("env.action_type=analog", "action_type must be one of discrete, continuous"),
-                             ("kl_target=-1", "kl_target must be >= 0")]:
+                             ("kl_target=-1", "kl_target must be >= 0"),
+                             ("env.progress_reward=-1", "progress_reward must be >= 0, got -1")]:
         code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--set", setting])
         assert code == 2
         one_error_line(capsys.readouterr().err, message)
@@ -188,3 +189,17 @@ def test_fast_options_reject_bad_values(tmp_path, capsys):
                            "--set", "init_hold_prob=0.5"])
     assert code == 2
     one_error_line(capsys.readouterr().err, "init_hold_prob needs env.action_type discrete")
+
+
+def test_progress_reward_weights_the_decrease_of_the_rotation_distance():
+    def rewards(weight: float) -> np.ndarray:
+        cfg = EnvConfig(task="hand-block", action_type="continuous", action_mode="relative", success_threshold=0.01,
+                        progress_reward=weight)
+        env = BlockReorientEnv(cfg, 2)
+        env.reset(seed=3)
+        out = [env.step(np.full((2, env.nu), 0.3, np.float32))[1] for _ in range(5)]
+        return np.array(out)
+
+    base, heavy = rewards(1.0), rewards(5.0)
+    assert np.abs(base).max() > 0  # the block moved relative to its goal
+    np.testing.assert_allclose(heavy, 5.0 * base, rtol=1e-5, atol=1e-7)

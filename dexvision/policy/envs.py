@@ -76,6 +76,9 @@ class EnvConfig:
     goal_timeout: int = 50  # control steps allowed to reach each goal
     success_reward: float = 5.0
     drop_penalty: float = 20.0
+    # weight of the per-step decrease of the rotation distance (Learning Dexterity: 1); above 1, progress
+    # towards the goal outweighs the noise that drops and success bonuses put into the returns
+    progress_reward: float = 1.0
     drop_height: float = 0.1  # a block centre below this height (world z) is a drop (hand-block)
     obs_noise: float = 0.01  # standard deviation of the noise added to state observations
     sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
@@ -100,6 +103,8 @@ class EnvConfig:
             raise ValueError("success_threshold must be in (0, pi)")
         if self.obs_noise < 0:
             raise ValueError("obs_noise must be >= 0")
+        if self.progress_reward < 0:
+            raise ValueError(f"progress_reward must be >= 0, got {self.progress_reward}")
 
 
 def state_keys(task: str) -> tuple[str, ...]:
@@ -301,7 +306,7 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         self.prev_action = 2.0 * (self.targets - self._ctrl_low) / self._ctrl_span - 1.0
         pos, quat = self._poses()
         dist = self._distance(quat)
-        reward = self.prev_dist - dist
+        reward = self.cfg.progress_reward * (self.prev_dist - dist)
         success = dist < self.cfg.success_threshold
         reward += self.cfg.success_reward * success
         dropped = pos[:, 2] < self.cfg.drop_height if self.scene.task == "hand-block" else np.zeros_like(success)
