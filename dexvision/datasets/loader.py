@@ -96,6 +96,10 @@ def make_loader(source, batch_size: int, num_workers: int = 2, shuffle_buffer: i
                 split_by_node: bool = True) -> wds.WebLoader:
     """Batches of tensors (see the module docstring) from a dataset directory or shard list."""
     dataset = make_dataset(source, shuffle_buffer, seed, resampled, shards, split_by_node)
-    dataset = dataset.batched(batch_size, collation_fn=collate, partial=partial)
-    return wds.WebLoader(dataset, batch_size=None, num_workers=num_workers,
+    return web_loader(dataset.batched(batch_size, collation_fn=collate, partial=partial), num_workers)
+
+
+def web_loader(batches, num_workers: int) -> wds.WebLoader:
+    """A loader of an already batched pipeline, read by `num_workers` persistent processes."""
+    return wds.WebLoader(batches, batch_size=None, num_workers=num_workers,
                          persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None)

@@ -4,11 +4,14 @@
     train-vision --data data/hand-1M --arch resnet50 --batch-size 128 --steps 100000 --wandb
     torchrun --nproc_per_node 8 -m dexvision.vision.train --data /shared/hand-10M --arch resnet50 ...
     train-vision --out runs/gimbal-impala --data data/gimbal-20k --resume      # continue a killed run
+    train-vision --data data/hand-1M --follow --time-limit-min 60               # while render-shards writes it
 
 Reads shards through dexvision.datasets (multi-worker, shuffled, split by node and
 worker); without --val-data the last shards of --data (a deterministic 10%) are
-held out for validation. Writes RUN_DIR/checkpoint.pt (every --checkpoint-every
-steps and at the end) and RUN_DIR/metrics.json; logs to TensorBoard (and W&B).
+held out for validation. With --follow it trains on a dataset render-shards is
+still writing, taking up shards as they land (vision/follow.py). Writes
+RUN_DIR/checkpoint.pt (every --checkpoint-every steps and at the end) and
+RUN_DIR/metrics.json; logs to TensorBoard (and W&B).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from dexvision.version import git_sha
 from dexvision.vision.checkpoint import load_checkpoint, save_checkpoint
 from dexvision.vision.encoders import check_arch
 from dexvision.vision.evaluation import evaluate, next_batch
+from dexvision.vision.follow import FollowData
 from dexvision.vision.model import PoseNet, PoseNetConfig, pose_errors, pose_loss
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,8 @@ class TrainVisionConfig:
     out: str = ""  # run directory; default runs/<sha7>-vision-<arch>-<dataset>
     wandb: bool = False
     time_limit_min: float = 0.0  # stop (validate, checkpoint) once training has run this long; 0: no limit
+    follow: bool = False  # train on a dataset render-shards is still writing (vision/follow.py)
+    follow_wait_min: float = 10.0  # --follow: how long to wait for the dataset and its first finished shard
 
     def __post_init__(self):
         for name in ("batch_size", "steps", "val_every", "checkpoint_every"):
@@ -147,10 +153,14 @@ class VisionTrainer:
     def __init__(self, cfg: TrainVisionConfig, resume: bool = False):
         self.cfg = cfg
         check_arch(cfg.arch)
-        self.train_urls, self.val_urls, data = split_shards(cfg.data, cfg.val_data, cfg.val_fraction)
+        if not cfg.follow:
+            self.train_urls, self.val_urls, data = split_shards(cfg.data, cfg.val_data, cfg.val_fraction)
+        self.scaffold = Scaffold(Path(cfg.out) if cfg.out else default_run_dir(cfg), resume)
+        self.follow = FollowData(cfg, self.scaffold.rank, self.scaffold.world) if cfg.follow else None  # waits
+        if self.follow:
+            data = {"identity": self.follow.identity, "spec": self.follow.watcher.spec}
         self.data_identity, spec = data["identity"], data["spec"]
         self.task = spec.data.task  # recorded in checkpoints: a policy's --init-vision checks it
-        self.scaffold = Scaffold(Path(cfg.out) if cfg.out else default_run_dir(cfg), resume)
         self.rank, self.world, self.device = self.scaffold.rank, self.scaffold.world, self.scaffold.device
         self.model_cfg = PoseNetConfig(arch=cfg.arch, image_size=cfg.image_size or spec.data.render.image_size,
                                        num_cameras=spec.data.render.randomization.cameras.count,
@@ -165,8 +175,9 @@ class VisionTrainer:
         ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.forward = torch.compile(ddp) if cfg.compile else ddp
         self.tracker = self.scaffold.open_tracker(to_dict(cfg), cfg.wandb, self.step)
-        self.loader = make_loader(self.train_urls, cfg.batch_size, num_workers=cfg.num_workers,
-                                  shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed + 1000 * self.rank, resampled=True)
+        self.loader = self.follow.loader(cfg) if self.follow else make_loader(
+            self.train_urls, cfg.batch_size, num_workers=cfg.num_workers, shuffle_buffer=cfg.shuffle_buffer,
+            seed=cfg.seed + 1000 * self.rank, resampled=True)
         cuda = self.device.type == "cuda"
         self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
         self.stopped_at: int | None = None  # the step at which the time limit stopped the run
@@ -181,24 +192,29 @@ class VisionTrainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.follow:
+            self.follow.restore(ckpt.get("follow"))
         return ckpt["step"]
 
     def checkpoint(self, metrics: dict | None = None) -> None:
+        follow = {"follow": self.follow.state()} if self.follow else {}  # every rank: the tallies are gathered
         self.scaffold.checkpoint(lambda path: save_checkpoint(path, {
             "model_config": to_dict(self.model_cfg), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "step": self.step, "wall_time_s": self.scaffold.wall_time, "config": to_dict(self.cfg),
             "git_sha": git_sha(), "run_name": self.tracker.name, "data": self.data_identity, "metrics": metrics or {},
-            "task": self.task,
+            "task": self.task, **follow,
         }))
 
     def validate(self) -> dict:
         metrics = {}
         if self.scaffold.main:
             cfg = self.cfg
-            metrics = evaluate(self.model, self.val_urls, cfg.batch_size, cfg.num_workers, self.device,
-                               cfg.val_samples, cfg.data)
-            self.tracker.log(self.step, {f"val/{k}": v for k, v in metrics.items()}, with_system=False)
+            urls = self.follow.val_urls() if self.follow else self.val_urls
+            if urls:
+                metrics = evaluate(self.model, urls, cfg.batch_size, cfg.num_workers, self.device, cfg.val_samples,
+                                   cfg.data)
+                self.tracker.log(self.step, {f"val/{k}": v for k, v in metrics.items()}, with_system=False)
         barrier(self.world)  # the other ranks wait for validation
         return metrics
 
@@ -216,6 +232,8 @@ class VisionTrainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
+        if self.follow:
+            self.follow.tally.add(batch["index"], self.step)
         with torch.no_grad():
             errs = pose_errors({k: v.detach() for k, v in pred.items()}, position, quaternion)
         window.add(wait=t1 - t0, busy=time.perf_counter() - t0, steps=1,
@@ -268,6 +286,7 @@ class VisionTrainer:
             "images_per_s": images / wall if wall > 0 else 0.0, "data_wait_fraction": wait / wall if wall > 0 else 0.0,
             "validation": val_metrics, "arch": self.cfg.arch, "image_size": self.model_cfg.image_size,
             "world_size": self.world, "git_sha": git_sha(), "data": self.data_identity,
+            **({"follow": self.follow.summary()} if self.follow else {}),
         }
         self.scaffold.finish(result, self.tracker)
         return result
@@ -291,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, help="data loader processes per trainer (default 2)")
     p.add_argument("--out", help="run directory (default runs/<sha7>-vision-<arch>-<dataset>)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--follow", action="store_true",
+                   help="train on a dataset render-shards is still writing, taking up shards as they land")
+    p.add_argument("--time-limit-min", type=float, help="stop (validate, checkpoint) after this many minutes")
     add_run_flags(p)
     return p
 
@@ -298,10 +320,25 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> tuple[TrainVisionConfig, list[str]]:
     """The run's config from parsed flags (no files written, nothing started), and its overrides."""
     overrides = flag_overrides(args, ("data", "val_data", "arch", "image_size", "batch_size", "steps", "lr",
-                                      "num_workers", "out"), ("compile", "wandb"))
+                                      "num_workers", "out", "time_limit_min"), ("compile", "wandb", "follow"))
     cfg = load_config(TrainVisionConfig, args.config, overrides)
     check_arch(cfg.arch)
     return cfg, overrides
+
+
+def summary_line(result: dict) -> str:
+    """The closing line: steps, speed, validation errors (and, with --follow, what was read)."""
+    v = result["validation"]
+    line = f"{result['run_name']}: {result['steps']} steps in {result['wall_time_s']:.0f} s, " \
+           f"{result['images_per_s']:.0f} images/s; "
+    if "follow" in result:
+        f = result["follow"]
+        line += f"read {f['samples_read']} samples from {f['shards_read']} of {f['planned_shards']} shards; "
+    if not v:
+        return line + "no validation: none of the held-out shards had finished (evaluate-vision the checkpoint later)"
+    return line + (f"validation ({v.get('samples', 0):.0f} samples): "
+                   f"position {v['position_mm/median']:.1f} mm median ({v['position_mm/p90']:.1f} p90), "
+                   f"orientation {v['orientation_deg/median']:.1f} deg median ({v['orientation_deg/p90']:.1f} p90)")
 
 
 @cli
@@ -316,11 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--data is required: a dataset directory made by render-shards")
     result = train(cfg, resume=args.resume)
     if is_main_process():
-        v = result["validation"]
-        print(f"{result['run_name']}: {result['steps']} steps in {result['wall_time_s']:.0f} s, "
-              f"{result['images_per_s']:.0f} images/s; validation ({v.get('samples', 0):.0f} samples): "
-              f"position {v['position_mm/median']:.1f} mm median ({v['position_mm/p90']:.1f} p90), "
-              f"orientation {v['orientation_deg/median']:.1f} deg median ({v['orientation_deg/p90']:.1f} p90)")
+        print(summary_line(result))
     return 0
 
 
