@@ -80,6 +80,8 @@ class TrainVisionConfig:
             raise ValueError("val_fraction must be in (0, 1)")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
+        if self.follow_wait_min < 0:
+            raise ValueError(f"follow_wait_min must be >= 0, got {self.follow_wait_min}")
 
 
 # -- data -----------------------------------------------------------------------------------
