@@ -7,6 +7,7 @@
     python benchmarks/policy.py curves --out /tmp/pb  # docs/policy-curves.png from the two runs above
     python benchmarks/policy.py hand-teacher --out /tmp/pb   # hand-teacher.yaml for 120 min, then evaluations
     python benchmarks/policy.py hand-curves --out /tmp/pb    # docs/hand-teacher-curves.png
+    python benchmarks/policy.py hand-curves --runs A=/tmp/runs/a B=/tmp/runs/b   # several runs compared
 
 The teacher and student parts run the real `train-policy` command with the shipped
 configs (configs/policy/) and report the frames and wall time at which the median
@@ -173,35 +174,42 @@ def hand_teacher(out: Path, minutes: float) -> dict:
                                       if bounded["fast"]["mean_successes"] else None)}
 
 
-def hand_curves(out: Path, png: Path) -> None:
+def _smoothed(values: list[float], width: int = 10) -> list[float]:
+    return [sum(values[max(0, i - width + 1):i + 1]) / len(values[max(0, i - width + 1):i + 1])
+            for i in range(len(values))]
+
+
+def hand_curves(runs: dict[str, Path], png: Path) -> None:
+    """Training successes (curriculum goals), full-task greedy evaluations and the curriculum's bound
+    against frames, one colour per run (label -> run directory)."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    lines = [json.loads(x) for x in (out / "hand-teacher" / "metrics.jsonl").read_text().splitlines()]
-    timed = [m for m in lines if "perf/wall_time_s" in m]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    ax = axes[0]
-    train_pts = [(m["step"] / 1e6, m["charts/successes_per_episode"]) for m in timed
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for k, (label, run) in enumerate(runs.items()):
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        timed = [m for m in lines if "perf/wall_time_s" in m]
+        train = [(m["step"] / 1e6, m["charts/successes_per_episode"]) for m in timed
                  if "charts/successes_per_episode" in m]
-    eval_pts = [(m["step"] / 1e6, m["eval/median_successes"]) for m in timed if "eval/median_successes" in m]
-    if train_pts:
-        x, y = zip(*train_pts)
-        smooth = [sum(y[max(0, i - 9):i + 1]) / len(y[max(0, i - 9):i + 1]) for i in range(len(y))]
-        ax.plot(x, y, lw=0.5, alpha=0.4, color="C0")
-        ax.plot(x, smooth, color="C0", label="training episodes (curriculum goals), mean of last 20, smoothed")
-    if eval_pts:
-        ax.plot(*zip(*eval_pts), "o-", color="C1", label="greedy evaluation, full task, median of 20 episodes")
-    ax.set(title="hand-block PPO teacher (state, fast physics, 2 CPU cores)", xlabel="frames (M)",
-           ylabel="successes per episode")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
-    angle = [(m["step"] / 1e6, m["charts/goal_max_angle"]) for m in timed if "charts/goal_max_angle" in m]
-    if angle:
-        axes[1].plot(*zip(*angle))
+        evals = [(m["step"] / 1e6, m["eval/median_successes"]) for m in timed if "eval/median_successes" in m]
+        if train:
+            x, y = zip(*train)
+            axes[0].plot(x, y, lw=0.5, alpha=0.3, color=f"C{k}")
+            axes[0].plot(x, _smoothed(list(y)), color=f"C{k}", label=f"{label}: training episodes (curriculum goals)")
+        if evals:
+            axes[0].plot(*zip(*evals), "o--", color=f"C{k}", ms=4, label=f"{label}: greedy, full task, median of 20")
+        angle = [(m["step"] / 1e6, m["charts/goal_max_angle"]) for m in timed if "charts/goal_max_angle" in m]
+        if angle:
+            axes[1].plot(*zip(*angle), color=f"C{k}", label=label)
+    axes[0].set(title="hand-block PPO teacher (state, fast physics, 2 CPU cores)", xlabel="frames (M)",
+                ylabel="successes per episode")
+    axes[0].legend(fontsize=7, loc="upper left")
     axes[1].set(title="curriculum: goal distance bound", xlabel="frames (M)", ylabel="radians", ylim=(0, 3.3))
-    axes[1].grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     print(f"wrote {png}")
@@ -243,6 +251,8 @@ def main() -> None:
     p.add_argument("--student-minutes", type=float, default=30)
     p.add_argument("--hand-teacher-minutes", type=float, default=120)
     p.add_argument("--png", default=str(ROOT / "docs" / "policy-curves.png"))
+    p.add_argument("--runs", nargs="+", metavar="LABEL=RUN_DIR",
+                   help="hand-curves: the runs to draw (default: the hand-teacher run under --out)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -260,7 +270,8 @@ def main() -> None:
     elif args.part == "hand-teacher":
         result = hand_teacher(out, args.hand_teacher_minutes)
     elif args.part == "hand-curves":
-        hand_curves(out, ROOT / "docs" / "hand-teacher-curves.png")
+        runs = dict(r.split("=", 1) for r in args.runs) if args.runs else {"hand-teacher": out / "hand-teacher"}
+        hand_curves({label: Path(run) for label, run in runs.items()}, ROOT / "docs" / "hand-teacher-curves.png")
         return
     else:
         curves(out, Path(args.png))
