@@ -203,3 +203,33 @@ def test_progress_reward_weights_the_decrease_of_the_rotation_distance():
     base, heavy = rewards(1.0), rewards(5.0)
     assert np.abs(base).max() > 0  # the block moved relative to its goal
     np.testing.assert_allclose(heavy, 5.0 * base, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_hand_pixel_student_clones_a_hand_teacher_with_env_workers(tmp_path):
+    """One BC iteration of the shipped hand student config at tiny sizes, its environments stepped and
+    rendered by two env worker processes, cloning a (tiny) hand teacher of the shipped teacher config."""
+    tiny = ["num_envs=4", "minibatches=2", "rollout=8", "chunk=8", "embed_dim=32", "eval_episodes=2",
+            "env.goal_timeout=5", "env.max_successes=2"]
+    teacher_cfg = load_config(TrainPolicyConfig, "configs/policy/hand-teacher.yaml",
+                              tiny + ["mlp_hidden=[32]", "env_workers=1", f"out={json.dumps(str(tmp_path / 't'))}"])
+    teacher = PolicyTrainer(teacher_cfg)
+    try:
+        teacher.iterate()
+        teacher.checkpoint()
+    finally:
+        teacher.env.close()
+        teacher.tracker.close()
+    student_cfg = load_config(TrainPolicyConfig, "configs/policy/hand-student-bc.yaml", tiny + [
+        "lstm_hidden=32", "image_size=32", "vision_head_hidden=32", "feature_epochs=1", "env_workers=2",
+        f"teacher={json.dumps(str(tmp_path / 't' / 'checkpoint.pt'))}", f"out={json.dumps(str(tmp_path / 's'))}"])
+    student = PolicyTrainer(student_cfg)
+    try:
+        assert student.env_workers == 2 and student.model.cfg.action_dist == "gaussian"
+        metrics = student.iterate()
+        assert metrics["charts/phase_is_bc"] == 1.0 and np.isfinite(metrics["losses/kl"])
+        assert student.collector.obs["images"].shape == (4, 3, 3, 32, 32)
+        assert student.collector.obs["images"].float().std() > 0  # rendered, not blank
+    finally:
+        student.env.close()
+        student.tracker.close()
