@@ -233,3 +233,23 @@ def test_hand_pixel_student_clones_a_hand_teacher_with_env_workers(tmp_path):
     finally:
         student.env.close()
         student.tracker.close()
+
+
+@pytest.mark.parametrize("render_workers", [0, 1])
+def test_student_images_are_the_dataset_renderers_for_the_same_state_and_draw(render_workers):
+    """What a pixel student sees is what render-shards would write for the same state and randomization
+    draw: the same Renderer (reference geometry and look), in this process or in a render worker."""
+    from dexvision.render.renderer import RenderConfig, Renderer  # noqa: PLC0415
+    from dexvision.sim.scenes import load_scene  # noqa: PLC0415
+
+    cfg = EnvConfig(task="hand-block", render=RenderConfig(image_size=32))
+    env = BlockReorientEnv(cfg, 2, obs="pixels", render_workers=render_workers)
+    try:
+        obs, _ = env.reset(seed=2)
+        renderer = Renderer(load_scene("hand-block"), cfg.render)
+        for i in range(2):
+            expected = np.stack(renderer.render(env.datas[i].qpos.copy(), env.render_params[i])).transpose(0, 3, 1, 2)
+            assert np.array_equal(obs["images"][i], expected)
+        assert not np.array_equal(obs["images"][0], obs["images"][1])  # two episodes, two draws
+    finally:
+        env.close()
