@@ -63,6 +63,10 @@ class Scaffold:
     """Run directory, resume, wall clock, agreed time limit, checkpoint + barrier, metrics.json, teardown."""
 
     def __init__(self, run_dir: str | Path, resume: bool = False):
+        # Values below float32's normal range count as zero on the CPU. Without this, a randomly
+        # initialized encoder trained by cloning filled a third of Adam's moments with denormals and
+        # its updates ran 3x slower (BENCHMARKS.md, "Why the random-init student slowed").
+        torch.set_flush_denormal(True)
         self.rank, self.world, self.device = setup_distributed()
         self.run_dir = Path(run_dir)
         self.ckpt_path = self.run_dir / CHECKPOINT

@@ -253,3 +253,16 @@ def test_student_images_are_the_dataset_renderers_for_the_same_state_and_draw(re
         assert not np.array_equal(obs["images"][0], obs["images"][1])  # two episodes, two draws
     finally:
         env.close()
+
+
+def test_trainers_count_denormal_floats_as_zero(tmp_path):
+    """Denormals slowed a random-init student's updates 3x (Adam's moments filled with them): every
+    trainer's scaffold turns on flush-to-zero, so arithmetic below float32's normal range gives 0."""
+    from dexvision.trainer import Scaffold  # noqa: PLC0415
+
+    torch.set_flush_denormal(False)
+    tiny = torch.tensor([1e-39], dtype=torch.float32)
+    assert (tiny * 1.0).item() != 0.0
+    Scaffold(tmp_path / "run")
+    assert (tiny * 1.0).item() == 0.0
+    assert (torch.tensor([1e-30]) * 1.0).item() == pytest.approx(1e-30)  # normal numbers are untouched
