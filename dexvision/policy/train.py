@@ -37,11 +37,11 @@ from dexvision.policy.loop import Collector, EpisodeStats
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.policy.envs import BlockReorientEnv, state_keys
 from dexvision.policy.ppo import NoiseScale, RewardScaler, bc_loss, compute_gae, ppo_loss, update
+from dexvision.policy.vision_init import vision_config
 from dexvision.policy.workers import make_env, resolve_env_workers
 from dexvision.track.run import add_run_flags, run_name
 from dexvision.trainer import Scaffold, resumed_config, seeded
 from dexvision.version import git_sha
-from dexvision.vision.checkpoint import load_checkpoint as load_vision_checkpoint
 from dexvision.vision.encoders import check_arch
 from dexvision.vision.model import PoseNetConfig
 
@@ -50,38 +50,6 @@ log = logging.getLogger(__name__)
 
 def default_run_dir(cfg: TrainPolicyConfig) -> Path:
     return Path("runs") / run_name(f"policy-{cfg.task}-{cfg.obs}-{cfg.algo.replace('+', '-')}")
-
-
-def _vision_config(cfg: TrainPolicyConfig, cameras: int) -> tuple[PoseNetConfig | None, dict | None]:
-    """The vision sub-model's config, and the pretrained weights when --init-vision is given."""
-    if cfg.obs != "pixels":
-        if cfg.init_vision:
-            raise UserError("--init-vision needs --obs pixels (a state policy has no vision sub-model)")
-        return None, None
-    if cfg.init_vision:
-        ckpt = load_vision_checkpoint(cfg.init_vision)
-        vision = PoseNetConfig(**ckpt["model_config"])
-        _check_vision_matches(cfg, ckpt, vision, cameras)
-        return vision, ckpt["model"]
-    check_arch(cfg.vision_arch)
-    return PoseNetConfig(arch=cfg.vision_arch, image_size=cfg.image_size, num_cameras=cameras,
-                         head_hidden=cfg.vision_head_hidden), None
-
-
-def _check_vision_matches(cfg: TrainPolicyConfig, ckpt: dict, vision: PoseNetConfig, cameras: int) -> None:
-    """A pretrained encoder must have seen what the environment renders: the same task, camera count and
-    image size (nothing is resized behind the user's back). Checkpoints from before the task was recorded
-    are checked for cameras and size only."""
-    task = ckpt.get("task")
-    if task is not None and task != cfg.task:
-        raise UserError(f"--init-vision {cfg.init_vision} was trained on {task} renders; this policy's task is "
-                        f"{cfg.task}")
-    if vision.num_cameras != cameras:
-        raise UserError(f"--init-vision {cfg.init_vision} was trained on {vision.num_cameras} cameras; the "
-                        f"environment renders {cameras}")
-    if vision.image_size != cfg.image_size:
-        raise UserError(f"--init-vision {cfg.init_vision} was trained on {vision.image_size} px images; the "
-                        f"environment renders {cfg.image_size} px (set --image-size {vision.image_size})")
 
 
 def param_groups(model: ActorCritic, lr: float, vision_scale: float) -> list[dict]:
@@ -105,7 +73,7 @@ class PolicyTrainer:
         # Every input is checked before a worker process starts: a user's mistake ends in one line,
         # with no worker left to print anything.
         self.teacher = self._load_teacher()
-        vision, vision_weights = _vision_config(cfg, self.env_cfg.render.randomization.cameras.count)
+        vision, vision_weights = vision_config(cfg, self.env_cfg.render.randomization.cameras.count)
         self.render_workers = cfg.render_workers if cfg.render_workers >= 0 else (
             torch.get_num_threads() if cfg.obs == "pixels" else 0)
         self.env_workers = resolve_env_workers(cfg.env_workers, cfg.obs, cfg.num_envs, cfg.task)
