@@ -6,7 +6,7 @@ import dataclasses
 
 from dexvision.policy.curriculum import CurriculumConfig
 from dexvision.policy.envs import OBS_MODES, EnvConfig
-from dexvision.policy.model import CORES
+from dexvision.policy.model import check_core
 from dexvision.policy.ppo import LossConfig
 
 ALGOS = ("ppo", "bc", "bc+ppo")
@@ -86,10 +86,7 @@ class TrainPolicyConfig:
             raise ValueError(f"init_hold_prob must be in [0, 1), got {self.init_hold_prob}")
         if self.init_hold_prob and self.env.action_type != "discrete":
             raise ValueError("init_hold_prob needs env.action_type discrete (it favours the middle bin)")
-        if self.core not in CORES:
-            raise ValueError(f"core must be one of {', '.join(CORES)}, got {self.core!r}")
-        if self.core == "mlp" and (not self.mlp_hidden or min(self.mlp_hidden) < 1):
-            raise ValueError(f"mlp_hidden must list positive layer widths, got {self.mlp_hidden}")
+        check_core(self.core, self.mlp_hidden)
         if self.kl_target < 0:
             raise ValueError(f"kl_target must be >= 0, got {self.kl_target}")
         if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:

@@ -51,12 +51,9 @@ class PolicyConfig:
     normalize_obs: bool = False
 
     def __post_init__(self):
-        if self.core not in CORES:
-            raise ValueError(f"core must be one of {', '.join(CORES)}, got {self.core!r}")
+        check_core(self.core, self.mlp_hidden)
         if self.action_dist not in ACTION_DISTS:
             raise ValueError(f"action_dist must be one of {', '.join(ACTION_DISTS)}, got {self.action_dist!r}")
-        if self.core == "mlp" and (not self.mlp_hidden or min(self.mlp_hidden) < 1):
-            raise ValueError(f"mlp_hidden must list positive layer widths, got {self.mlp_hidden}")
 
     @property
     def uses_vision(self) -> bool:
@@ -68,6 +65,14 @@ class PolicyConfig:
 
 
 CORES = ("lstm", "mlp")
+
+
+def check_core(core: str, mlp_hidden: list[int]) -> None:
+    """A known core; an MLP core's layer widths positive (train-policy's config and the model's)."""
+    if core not in CORES:
+        raise ValueError(f"core must be one of {', '.join(CORES)}, got {core!r}")
+    if core == "mlp" and (not mlp_hidden or min(mlp_hidden) < 1):
+        raise ValueError(f"mlp_hidden must list positive layer widths, got {mlp_hidden}")
 ACTION_DISTS = ("categorical", "gaussian")
 OBS_CLIP = 5.0  # normalized inputs are clipped to +-this
 
