@@ -15,11 +15,13 @@ from conftest import one_error_line
 from dexvision.config import load_config
 from dexvision.policy import train as train_cli
 from dexvision.policy.checkpoint import build_policy, load_policy_checkpoint
-from dexvision.policy.envs import BlockReorientEnv, EnvConfig
+from dexvision.policy.envs import BlockReorientEnv, EnvConfig, state_keys
 from dexvision.policy.model import ActorCritic, PolicyConfig, RunningMoments
 from dexvision.policy.ppo import bc_loss, ppo_loss, LossConfig
 from dexvision.policy.train import PolicyTrainer, TrainPolicyConfig
 from dexvision.policy.workers import EnvWorkers
+from dexvision.sim.rotations import quat_angle
+from dexvision.sim.scenes import BLOCK_HALF_SIZE, BLOCK_REST_POINT
 
 FAST = ["core=mlp", "mlp_hidden=[32, 16]", "normalize_obs=true", "env.action_type=continuous",
         "env.action_mode=relative", "kl_target=0.01", "loss.entropy_coef=0.0"]
@@ -181,7 +183,8 @@ def test_fast_options_reject_bad_values(tmp_path, capsys):
     for setting, message in [("core=transformer", "core must be one of lstm, mlp"),
                              ("env.action_type=analog", "action_type must be one of discrete, continuous"),
                              ("kl_target=-1", "kl_target must be >= 0"),
-                             ("env.progress_reward=-1", "progress_reward must be >= 0, got -1")]:
+                             ("env.progress_reward=-1", "progress_reward and position_penalty must be >= 0"),
+                             ("env.rotation_reward=log", "rotation_reward must be one of progress, inverse")]:
         code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--set", setting])
         assert code == 2
         one_error_line(capsys.readouterr().err, message)
@@ -203,6 +206,43 @@ def test_progress_reward_weights_the_decrease_of_the_rotation_distance():
     base, heavy = rewards(1.0), rewards(5.0)
     assert np.abs(base).max() > 0  # the block moved relative to its goal
     np.testing.assert_allclose(heavy, 5.0 * base, rtol=1e-5, atol=1e-7)
+
+
+def test_inverse_rotation_reward_and_position_penalty_follow_the_block():
+    """Isaac Gym's ShadowHand terms: 1 / (distance + eps) each step, minus a weight x the block's distance
+    from its rest point; recomputed here from the poses the environment reports."""
+    cfg = EnvConfig(task="hand-block", action_type="continuous", action_mode="relative", success_threshold=0.01,
+                    rotation_reward="inverse", rotation_eps=0.2, position_penalty=3.0, success_reward=0.0)
+    env = BlockReorientEnv(cfg, 2)
+    env.reset(seed=3)
+    for _ in range(4):
+        _, reward, terminated, truncated, _ = env.step(np.full((2, env.nu), 0.3, np.float32))
+        assert not (terminated | truncated).any()
+        pos, quat = env._poses()
+        dist = quat_angle(quat, env.goal)
+        expected = 1.0 / (dist + 0.2) - 3.0 * np.linalg.norm(pos - BLOCK_REST_POINT, axis=1)
+        np.testing.assert_allclose(reward, expected, rtol=1e-5)
+        assert (reward < 1.0 / 0.2).all() and (reward > 1.0 / (np.pi + 0.2) - 3.0).all()
+
+
+def test_fingertip_positions_join_the_hand_state_only_when_asked(tmp_path):
+    env = BlockReorientEnv(EnvConfig(task="hand-block", obs_noise=0.0), 1)
+    obs, _ = env.reset(seed=0)
+    pos, _ = env._poses()
+    tips = env.datas[0].site_xpos[env._tips]
+    np.testing.assert_allclose(obs["fingertip_pos"].reshape(5, 3), (tips - pos[0]) / (2 * BLOCK_HALF_SIZE), rtol=1e-5)
+    # in the hand, every fingertip is within a hand's length (0.25 m) of the block
+    assert (np.linalg.norm(tips - pos[0], axis=1) < 0.25).all()
+    assert "fingertip_pos" not in state_keys("hand-block") and "fingertip_pos" in state_keys("hand-block", True)
+    assert "fingertip_pos" not in BlockReorientEnv(EnvConfig(task="gimbal-block"), 1).obs_dims()
+    cfg = tiny_continuous(tmp_path, "task=hand-block", "env.fingertips=true")
+    trainer = PolicyTrainer(cfg)
+    try:
+        assert trainer.policy_cfg.policy_inputs["fingertip_pos"] == 15
+        trainer.iterate()
+    finally:
+        trainer.env.close()
+        trainer.tracker.close()
 
 
 @pytest.mark.slow

@@ -5,8 +5,9 @@ MuJoCo simulations in one process. The goal is a target orientation of the block
 reaching it (within `success_threshold` radians) pays `success_reward` and draws a
 new goal. An episode ends after `max_successes` successes, on a drop (hand-block),
 or when a goal is not reached within `goal_timeout` steps. Reward per step: the
-decrease of the rotation distance to the goal, plus the success bonus, minus the
-drop penalty. Actions: `discrete` (the default), `action_bins` bins per actuator, or
+decrease of the rotation distance to the goal (or, `rotation_reward="inverse"`,
+1 / (distance + eps)), plus the success bonus, minus the drop penalty and, optionally, a
+penalty on the block's distance from its rest point. Actions: `discrete` (the default), `action_bins` bins per actuator, or
 `continuous`, one number in [-1, 1] per actuator (clipped there); `absolute` (the
 default) maps them onto the actuator's command range, `relative` moves the current
 command by up to `relative_step` of the range per step (the middle bin, or 0, holds
@@ -57,6 +58,8 @@ from dexvision.sim.scenes import BLOCK_HALF_SIZE, BLOCK_REST_POINT, PHYSICS_PROF
 OBS_MODES = ("state", "pixels")
 ACTION_MODES = ("absolute", "relative")
 ACTION_TYPES = ("discrete", "continuous")
+ROTATION_REWARDS = ("progress", "inverse")
+FINGERTIP_SITES = tuple(f"robot0:S_{f}tip" for f in ("ff", "mf", "rf", "lf", "th"))
 VELOCITY_SCALE = 0.1  # observed velocities are multiplied by this to keep every input near [-1, 1]
 
 
@@ -79,6 +82,12 @@ class EnvConfig:
     # weight of the per-step decrease of the rotation distance (Learning Dexterity: 1); above 1, progress
     # towards the goal outweighs the noise that drops and success bonuses put into the returns
     progress_reward: float = 1.0
+    # the rotation term: "progress", progress_reward x the decrease of the distance (Learning Dexterity), or
+    # "inverse", 1 / (distance + rotation_eps) every step (Isaac Gym's ShadowHand: denser near the goal)
+    rotation_reward: str = "progress"
+    rotation_eps: float = 0.1
+    position_penalty: float = 0.0  # per metre of the block's distance from its rest point, every step (hand)
+    fingertips: bool = False  # hand: the state (teacher, value function) includes the fingertip positions
     drop_height: float = 0.1  # a block centre below this height (world z) is a drop (hand-block)
     obs_noise: float = 0.01  # standard deviation of the noise added to state observations
     sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
@@ -103,15 +112,18 @@ class EnvConfig:
             raise ValueError("success_threshold must be in (0, pi)")
         if self.obs_noise < 0:
             raise ValueError("obs_noise must be >= 0")
-        if self.progress_reward < 0:
-            raise ValueError(f"progress_reward must be >= 0, got {self.progress_reward}")
+        if self.progress_reward < 0 or self.position_penalty < 0:
+            raise ValueError("progress_reward and position_penalty must be >= 0")
+        if self.rotation_reward not in ROTATION_REWARDS or self.rotation_eps <= 0:
+            raise ValueError(f"rotation_reward must be one of {', '.join(ROTATION_REWARDS)} and rotation_eps > 0, "
+                             f"got {self.rotation_reward!r} and {self.rotation_eps}")
 
 
-def state_keys(task: str) -> tuple[str, ...]:
-    """Observation keys of the state (teacher, value function) view of `task`."""
+def state_keys(task: str, fingertips: bool = False) -> tuple[str, ...]:
+    """Observation keys of the state (teacher, value function) view of `task` (`fingertips`: see EnvConfig)."""
     block = ("block_rot", "block_angvel", "goal_rot", "relative_rotvec", "prev_action")
     if task == "hand-block":
-        return ("joint_pos", "joint_vel", "block_pos", "block_linvel") + block
+        return ("joint_pos", "joint_vel", "block_pos", "block_linvel") + block + (("fingertip_pos",) * fingertips)
     return block
 
 
@@ -179,6 +191,7 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         self._block_body_pos = base.body(self.scene.block_body).pos.copy()
         self._hand_q = np.array([base.joint(j).qposadr[0] for j in self.scene.hand_joints], dtype=int)
         self._hand_v = np.array([base.joint(j).dofadr[0] for j in self.scene.hand_joints], dtype=int)
+        self._tips = [base.site(s).id for s in FINGERTIP_SITES] if cfg.task == "hand-block" else []
         self._ctrl_low = base.actuator_ctrlrange[:, 0].copy()
         self._ctrl_span = base.actuator_ctrlrange[:, 1] - self._ctrl_low
         self.nu = base.nu
@@ -208,8 +221,8 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         nj = len(self._hand_q)
         dims = {"block_rot": 9, "block_angvel": 3, "goal_rot": 9, "relative_rotvec": 3, "prev_action": self.nu,
                 "joint_pos": nj, "joint_vel": nj, "block_pos": 3, "block_linvel": 3, "goal": 9,
-                "proprio": self.nu + nj}
-        return {k: v for k, v in dims.items() if k in state_keys(self.cfg.task) or k in STUDENT_KEYS}
+                "proprio": self.nu + nj, "fingertip_pos": 3 * len(self._tips)}
+        return {k: v for k, v in dims.items() if k in state_keys(self.cfg.task, True) or k in STUDENT_KEYS}
 
     def _define_spaces(self) -> None:
         single = {k: gym.spaces.Box(-np.inf, np.inf, (d,), np.float32) for k, d in self.obs_dims().items()}
@@ -306,7 +319,12 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         self.prev_action = 2.0 * (self.targets - self._ctrl_low) / self._ctrl_span - 1.0
         pos, quat = self._poses()
         dist = self._distance(quat)
-        reward = self.cfg.progress_reward * (self.prev_dist - dist)
+        if self.cfg.rotation_reward == "inverse":
+            reward = 1.0 / (dist + self.cfg.rotation_eps)
+        else:
+            reward = self.cfg.progress_reward * (self.prev_dist - dist)
+        if self.cfg.position_penalty:
+            reward = reward - self.cfg.position_penalty * np.linalg.norm(pos - BLOCK_REST_POINT, axis=1)
         success = dist < self.cfg.success_threshold
         reward += self.cfg.success_reward * success
         dropped = pos[:, 2] < self.cfg.drop_height if self.scene.task == "hand-block" else np.zeros_like(success)
@@ -360,6 +378,8 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         if self.scene.task == "hand-block":
             obs.update(joint_pos=joint_pos, joint_vel=VELOCITY_SCALE * qvel[:, self._hand_v],
                        block_pos=(pos - BLOCK_REST_POINT) / (2 * BLOCK_HALF_SIZE), block_linvel=qvel[:, v:v + 3])
+            tips = np.stack([d.site_xpos[self._tips] for d in self.datas]) - pos[:, None, :]  # from the block
+            obs["fingertip_pos"] = tips.reshape(n, -1) / (2 * BLOCK_HALF_SIZE)
         obs["proprio"] = np.concatenate([self.prev_action, joint_pos], axis=1)
         out = self._noisy(obs)
         if self._renderer is not None:

@@ -98,7 +98,7 @@ class PolicyTrainer:
     def _build_model(self, env: BlockReorientEnv, vision: PoseNetConfig | None, vision_weights: dict | None) -> None:
         """Model, optimizer and training state (restored on --resume), sized by `env`."""
         cfg = self.cfg
-        self.policy_cfg = policy_config_for(env, cfg.obs, state_keys(cfg.task), vision,
+        self.policy_cfg = policy_config_for(env, cfg.obs, state_keys(cfg.task, self.env_cfg.fingertips), vision,
                                             embed_dim=cfg.embed_dim, lstm_hidden=cfg.lstm_hidden,
                                             shared_embeddings=cfg.shared_embeddings, core=cfg.core,
                                             mlp_hidden=list(cfg.mlp_hidden), normalize_obs=cfg.normalize_obs,
