@@ -218,3 +218,26 @@ def test_bad_seeds_are_one_clear_line(tmp_path, capsys, change, fragment):
     path = _seeded(tmp_path, sections=[], **change)
     assert launch.main([str(path), "--dry-run"]) == 2
     one_error_line(capsys.readouterr().err, fragment)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs/experiments").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_committed_experiment_files_parse_as_their_commands_configs(path, monkeypatch):
+    """Every training run of a committed experiment resolves into a command line that the command itself parses
+    into its config (no files written): a typo in a key or a value fails here, not an hour into a study."""
+    from dexvision.policy import train as policy_train  # noqa: PLC0415
+    from dexvision.vision import train as vision_train  # noqa: PLC0415
+
+    monkeypatch.chdir(path.parents[2])  # config paths in experiment files are relative to the repository
+    exp = load_experiment(path)
+    commands = {"train-policy": policy_train, "train-vision": vision_train}
+    runs = [(run, True) for run_set in exp.run_sets for run in run_set.runs] + [(run, False) for run in exp.setup]
+    parsed = 0
+    for run, in_set in runs:
+        argv = command_line(exp, run, in_set)
+        if argv[0] in commands:
+            module = commands[argv[0]]
+            cfg, _ = module.config_from_args(module.build_parser().parse_args(argv[1:]))
+            assert cfg.out == str(exp.run_dir(run.name))
+            parsed += 1
+    assert parsed >= len(exp.run_sets)
