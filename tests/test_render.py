@@ -126,3 +126,30 @@ def test_torch_dynamo_after_rendering_does_not_crash(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          cwd=str(__import__("pathlib").Path(__file__).parent))
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+def test_appearances_rendered_in_turn_keep_their_textures_and_pixels(monkeypatch):
+    """A policy's environments are rendered in turn, each with its own appearance: every image equals a fresh
+    renderer's, textures are uploaded once per appearance, and those the cache lets go are deleted from GL."""
+    from dexvision.render import renderer as renderer_module  # noqa: PLC0415
+
+    gen = SampleGenerator(small_config("hand-block"))
+    states = [gen.generate(i) for i in range(3)] + [SampleGenerator(small_config("hand-block")).generate(3)]
+    params = [s.label["randomization"] for s in states]
+    fresh = [SampleGenerator(small_config("hand-block")).renderer.render(s.state.qpos, p) for s, p in zip(states, params)]
+    r = gen.renderer
+    first = [r.render(states[i].state.qpos, params[i]) for i in (0, 1)]
+    textures = {id(t) for t in r._textures.values()}
+    again = [r.render(states[i].state.qpos, params[i]) for i in (0, 1)]
+    assert {id(t) for t in r._textures.values()} == textures and len(textures) == 6  # block + floor of 3 samples
+    for images, expected in zip(first + again, fresh[:2] * 2):
+        for x, y in zip(images, expected):
+            np.testing.assert_array_equal(x, y)
+    monkeypatch.setattr(renderer_module, "TEXTURE_CACHE", 2)
+    held = list(r._textures.values())
+    for i in (3, 0, 3):  # a new appearance, and more of them than the cache holds
+        for x, y in zip(r.render(states[i].state.qpos, params[i]), fresh[i]):
+            np.testing.assert_array_equal(x, y)
+    assert len(r._textures) == 2
+    evicted = [t for t in held if t not in r._textures.values()]
+    assert evicted and all(t._texid is None for t in evicted)  # deleted from GL, not leaked

@@ -42,8 +42,10 @@ from dexvision.version import code_version
 log = logging.getLogger(__name__)
 
 # Each render process is single-threaded: parallelism comes from processes, and Mesa's
-# rasterizer threads would only compete with them for the same cores.
-WORKER_ENV = {"LP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# rasterizer threads would only compete with them for the same cores. LP_NUM_THREADS=0
+# rasterizes on the calling thread: the same pixels as one rasterizer thread, without the
+# hand-over after every draw (BENCHMARKS.md, "Render passes").
+WORKER_ENV = {"LP_NUM_THREADS": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 _GENERATOR: tuple[str, object] | None = None
 _PROGRESS = None

@@ -38,7 +38,7 @@ def _worker(conn, task: str, cfg: RenderConfig) -> None:
     """Render what the parent sends until it sends None or goes away. Errors go to the parent as text;
     Ctrl-C is the parent's to handle (it closes the workers): a worker never prints a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("LP_NUM_THREADS", "1")  # Mesa: one rasterizer thread per worker
+    os.environ.setdefault("LP_NUM_THREADS", "0")  # Mesa: rasterize on this thread (see datasets.render_shards)
     try:
         try:
             renderer = _make_renderer(task, cfg)

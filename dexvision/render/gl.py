@@ -67,6 +67,29 @@ def _colour_only_renderer_class():
     class ColourOnlyRenderer(Renderer):
         msaa_samples = 0
 
+        def hold_texture(self, texture) -> None:
+            """Keep `texture` uploaded while no mesh uses it, until `release_texture`."""
+            self.__dict__.setdefault("_held", set()).add(texture)
+
+        def release_texture(self, texture) -> None:
+            """Let go of a held texture: deleted from GL at the next frame unless a mesh uses it."""
+            self.__dict__.setdefault("_held", set()).discard(texture)
+            self.__dict__.setdefault("_released", []).append(texture)
+
+        def _update_context(self, scene, flags):
+            """pyrender's, except that held textures are neither deleted when unused nor uploaded again
+            when used again: dexvision's Renderer caches the textures of the appearances it renders in
+            turn (a policy's environments keep one per episode)."""
+            held, released = self.__dict__.get("_held", set()), self.__dict__.get("_released", [])
+            used = {t for m in scene.meshes for p in m.primitives for t in p.material.textures}
+            for texture in released:
+                if texture not in used and texture._texid is not None:
+                    texture.delete()
+            released.clear()
+            self._mesh_textures = ({t for t in self._mesh_textures if t in used or t not in held}
+                                   | {t for t in used & held if t._texid is not None})
+            super()._update_context(scene, flags)
+
         def _configure_main_framebuffer(self):
             key = (self.viewport_width, self.viewport_height, self.msaa_samples)
             if self._main_fb is not None and getattr(self, "_fb_key", None) != key:
@@ -110,37 +133,57 @@ _LEAN_FRAGMENT = Path(__file__).resolve().parent / "shaders" / "lean_mesh.frag"
 
 
 def _set_uniform_cached(self, name, value, unsigned=False):
-    """pyrender's ShaderProgram.set_uniform, with uniform locations looked up once per program.
+    """pyrender's ShaderProgram.set_uniform, with uniform locations looked up once per program and
+    values sent to GL only when they change.
 
-    pyrender asks GL for the location of every uniform on every draw (dozens per
-    frame); through PyOpenGL each look-up costs microseconds that add up to a
-    millisecond per sample. Unknown names are ignored, as pyrender does.
+    pyrender asks GL for the location of every uniform on every draw (dozens per frame) and sets
+    every light's uniforms again for each primitive and camera; through PyOpenGL each call costs
+    microseconds that add up to milliseconds per sample. A program keeps its uniform values until
+    they are set again, so a value equal to the last one sent is skipped. Unknown names are
+    ignored, as pyrender does.
     """
     from OpenGL import GL  # noqa: PLC0415
 
-    locations = self.__dict__.setdefault("_dexvision_locations", {})
-    loc = locations.get(name)
-    if loc is None:
-        loc = locations[name] = GL.glGetUniformLocation(self._program_id, name)
+    state = self.__dict__.get("_dexvision_uniforms")
+    if state is None or state[None] != self._program_id:  # a recompiled program starts over
+        state = self.__dict__["_dexvision_uniforms"] = {None: self._program_id}
+    entry = state.get(name)
+    if entry is None:
+        entry = state[name] = [GL.glGetUniformLocation(self._program_id, name), None]
+    loc = entry[0]
     if loc == -1:
         return
     if isinstance(value, np.ndarray):
         if value.ndim == 1:
             n = value.shape[0]
             if unsigned or value.dtype.kind == "u":
-                getattr(GL, f"glUniform{n}uiv")(loc, 1, value.astype(np.uint32))
+                fn, data = getattr(GL, f"glUniform{n}uiv"), value.astype(np.uint32)
             elif value.dtype.kind in "ib":
-                getattr(GL, f"glUniform{n}iv")(loc, 1, value.astype(np.int32))
+                fn, data = getattr(GL, f"glUniform{n}iv"), value.astype(np.int32)
             else:
-                getattr(GL, f"glUniform{n}fv")(loc, 1, value.astype(np.float32))
+                fn, data = getattr(GL, f"glUniform{n}fv"), value.astype(np.float32)
+            key = (fn, data.tobytes())
+            if entry[1] != key:
+                fn(loc, 1, data)
         else:
             r, c = value.shape
             suffix = f"{r}" if r == c else f"{r}x{c}"
-            getattr(GL, f"glUniformMatrix{suffix}fv")(loc, 1, GL.GL_TRUE, value.astype(np.float32))
+            fn, data = getattr(GL, f"glUniformMatrix{suffix}fv"), value.astype(np.float32)
+            key = (fn, data.tobytes())
+            if entry[1] != key:
+                fn(loc, 1, GL.GL_TRUE, data)
     elif isinstance(value, float):
-        GL.glUniform1f(loc, value)
+        key = (GL.glUniform1f, value)
+        if entry[1] != key:
+            GL.glUniform1f(loc, value)
     elif isinstance(value, (int, np.integer)):
-        (GL.glUniform1ui if unsigned else GL.glUniform1i)(loc, int(value))
+        fn = GL.glUniform1ui if unsigned else GL.glUniform1i
+        key = (fn, int(value))
+        if entry[1] != key:
+            fn(loc, int(value))
+    else:
+        return
+    entry[1] = key
 
 
 def _program_cache(shading: str):

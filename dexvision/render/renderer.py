@@ -6,11 +6,13 @@ whole robot as one vertex-coloured mesh re-posed on the CPU each sample (every
 link moved by its MuJoCo pose: one upload, then one draw per camera), the block
 (rigid: only its node pose changes) and the floor. The lights, materials and
 textures change per sample; the GL programs and buffers of the block and floor
-are made once.
+are made once, and the textures of the last TEXTURE_CACHE appearances stay uploaded
+(a policy's environments are rendered in turn, each with one appearance per episode).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import mujoco
@@ -22,6 +24,8 @@ from dexvision.render.gl import SHADINGS, configure_headless_gl, create_offscree
 from dexvision.render.images import floor_texture, postprocess, recolor
 from dexvision.render.randomization import RandomizationConfig
 from dexvision.sim.scenes import Scene
+
+TEXTURE_CACHE = 256  # textures kept uploaded: the block's and the floor's of 128 environments
 
 
 @dataclasses.dataclass
@@ -107,6 +111,7 @@ class Renderer:
         self._camera_node = self.pr_scene.add(self._camera, pose=np.eye(4))
         self._light_nodes: list = []
         self._robot_node = None
+        self._textures: collections.OrderedDict = collections.OrderedDict()  # see _texture
 
     # -- scene set-up -------------------------------------------------------------------
     def _setup_robot(self, parts: list[GeomMesh]) -> None:
@@ -174,18 +179,32 @@ class Renderer:
             self.pr_scene.remove_node(self._robot_node)
         self._robot_node = self.pr_scene.add(pr.Mesh([prim]))
 
+    def _texture(self, key: tuple, make) -> object:
+        """The pyrender texture for `key`, made by `make()` (an RGB array) the first time: uploaded once and
+        kept while it is among the TEXTURE_CACHE most recently used."""
+        texture = self._textures.get(key)
+        if texture is not None:
+            self._textures.move_to_end(key)
+            return texture
+        texture = self._textures[key] = self._pr.Texture(source=make(), source_channels="RGB")
+        self._offscreen._renderer.hold_texture(texture)
+        while len(self._textures) > TEXTURE_CACHE:
+            self._offscreen._renderer.release_texture(self._textures.popitem(last=False)[1])
+        return texture
+
     def _update_appearance(self, appearance: dict) -> None:
-        pr = self._pr
         self._update_robot(appearance["hand"])
         block = appearance["block"]
         self._block_material.roughnessFactor = block["roughness"]
         if self._block_atlas is not None:
-            atlas = recolor(self._block_atlas, block["hue_shift"], block["saturation"], block["brightness"])
-            self._block_material.baseColorTexture = pr.Texture(source=atlas, source_channels="RGB")
+            look = (block["hue_shift"], block["saturation"], block["brightness"])
+            self._block_material.baseColorTexture = self._texture(
+                ("block", *look), lambda: recolor(self._block_atlas, *look))
         floor = appearance["floor"]
         self._floor_material.roughnessFactor = floor["roughness"]
-        self._floor_material.baseColorTexture = pr.Texture(
-            source=floor_texture(floor, self.cfg.floor_texture_size), source_channels="RGB")
+        self._floor_material.baseColorTexture = self._texture(
+            ("floor", repr(sorted((k, v) for k, v in floor.items() if k != "roughness"))),
+            lambda: floor_texture(floor, self.cfg.floor_texture_size))
         self.pr_scene.bg_color = np.array([*appearance["background"], 1.0])
 
     def _update_lighting(self, lighting: dict) -> None:
