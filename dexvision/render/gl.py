@@ -76,6 +76,11 @@ def _colour_only_renderer_class():
             self.__dict__.setdefault("_held", set()).discard(texture)
             self.__dict__.setdefault("_released", []).append(texture)
 
+        def upload_vertices(self, primitive, data: np.ndarray) -> None:
+            """Replace `primitive`'s vertex buffer with `data` (float32, pyrender's interleaved layout) at the
+            next frame: a re-posed mesh keeps its GL buffers instead of being made again."""
+            self.__dict__.setdefault("_uploads", {})[primitive] = data
+
         def _update_context(self, scene, flags):
             """pyrender's, except that held textures are neither deleted when unused nor uploaded again
             when used again: dexvision's Renderer caches the textures of the appearances it renders in
@@ -89,6 +94,10 @@ def _colour_only_renderer_class():
             self._mesh_textures = ({t for t in self._mesh_textures if t in used or t not in held}
                                    | {t for t in used & held if t._texid is not None})
             super()._update_context(scene, flags)
+            for primitive, data in self.__dict__.pop("_uploads", {}).items():
+                if primitive._vertex_array_id is not None:  # else: not in this scene, uploaded when it is
+                    GL.glBindBuffer(GL.GL_ARRAY_BUFFER, primitive._buffers[0])
+                    GL.glBufferSubData(GL.GL_ARRAY_BUFFER, 0, data.nbytes, data)
 
         def _configure_main_framebuffer(self):
             key = (self.viewport_width, self.viewport_height, self.msaa_samples)

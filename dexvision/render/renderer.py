@@ -126,6 +126,9 @@ class Renderer:
         n = int(self._robot_slices[-1])
         self._robot_v = np.empty((n, 3), np.float32)
         self._robot_n = np.empty((n, 3), np.float32)
+        self._robot_data = np.zeros((n, 10), np.float32)
+        self._robot_colour_key = None
+        self._robot_material = self._pr.MetallicRoughnessMaterial(baseColorFactor=np.ones(4))
 
     def _setup_block(self, mesh: GeomMesh) -> None:
         pr = self._pr
@@ -160,24 +163,30 @@ class Renderer:
         self.pr_scene.set_pose(self._block_node, _pose(d.geom_xpos[g], d.geom_xmat[g]))
 
     def _update_robot(self, hand: dict) -> None:
-        pr, d = self._pr, self.data
-        sl = self._robot_slices
+        """Pose every link's vertices by its MuJoCo pose, colour them by `hand`; one mesh, made once, whose
+        vertex buffer is replaced each sample (pyrender's layout: position, normal, RGBA per vertex)."""
+        d, sl, data = self.data, self._robot_slices, self._robot_data
         for i, g in enumerate(self._robot_geoms):
             rot = d.geom_xmat[g].reshape(3, 3).astype(np.float32)
             np.matmul(self._robot_local_v[i], rot.T, out=self._robot_v[sl[i]:sl[i + 1]])
             self._robot_v[sl[i]:sl[i + 1]] += d.geom_xpos[g].astype(np.float32)
             np.matmul(self._robot_local_n[i], rot.T, out=self._robot_n[sl[i]:sl[i + 1]])
-        link_rng = np.random.default_rng(hand["link_seed"])
-        tint = np.asarray(hand["color"], np.float32) * (
-            1.0 + link_rng.normal(0.0, hand["link_jitter"], (len(self._robot_geoms), 3)).astype(np.float32))
-        colors = np.repeat(np.clip(tint, 0, 1), np.diff(sl), axis=0)
-        material = pr.MetallicRoughnessMaterial(
-            baseColorFactor=np.ones(4), metallicFactor=hand["metallic"], roughnessFactor=hand["roughness"])
-        prim = pr.Primitive(positions=self._robot_v, normals=self._robot_n, color_0=colors,
-                            indices=self._robot_faces, material=material)
-        if self._robot_node is not None:
-            self.pr_scene.remove_node(self._robot_node)
-        self._robot_node = self.pr_scene.add(pr.Mesh([prim]))
+        data[:, 0:3], data[:, 3:6] = self._robot_v, self._robot_n
+        key = repr((hand["color"], hand["link_jitter"], hand["link_seed"]))
+        if key != self._robot_colour_key:
+            link_rng = np.random.default_rng(hand["link_seed"])
+            tint = np.asarray(hand["color"], np.float32) * (
+                1.0 + link_rng.normal(0.0, hand["link_jitter"], (len(self._robot_geoms), 3)).astype(np.float32))
+            data[:, 6:9], data[:, 9] = np.repeat(np.clip(tint, 0, 1), np.diff(sl), axis=0), 1.0
+            self._robot_colour_key = key
+        self._robot_material.metallicFactor = hand["metallic"]
+        self._robot_material.roughnessFactor = hand["roughness"]
+        if self._robot_node is None:
+            pr = self._pr
+            prim = pr.Primitive(positions=data[:, 0:3], normals=data[:, 3:6], color_0=data[:, 6:10],
+                                indices=self._robot_faces, material=self._robot_material)
+            self._robot_node = self.pr_scene.add(pr.Mesh([prim]))
+        self._offscreen._renderer.upload_vertices(self._robot_node.mesh.primitives[0], data.copy())
 
     def _texture(self, key: tuple, make) -> object:
         """The pyrender texture for `key`, made by `make()` (an RGB array) the first time: uploaded once and
