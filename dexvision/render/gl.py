@@ -76,6 +76,13 @@ def _colour_only_renderer_class():
             self.__dict__.setdefault("_held", set()).discard(texture)
             self.__dict__.setdefault("_released", []).append(texture)
 
+        def _compute_max_n_lights(self, flags):
+            """pyrender's, asked of GL once per flags instead of twice per primitive and frame."""
+            cache = self.__dict__.setdefault("_max_n_lights", {})
+            if flags not in cache:
+                cache[flags] = super()._compute_max_n_lights(flags)
+            return list(cache[flags])
+
         def upload_vertices(self, primitive, data: np.ndarray) -> None:
             """Replace `primitive`'s vertex buffer with `data` (float32, pyrender's interleaved layout) at the
             next frame: a re-posed mesh keeps its GL buffers instead of being made again."""

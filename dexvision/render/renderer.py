@@ -72,10 +72,32 @@ def _ordered_scene_class(pyrender):
     """
 
     class OrderedScene(pyrender.Scene):
+        """... and whose world poses are computed once per change: pyrender asks for each light's pose again
+        for every mesh and camera. Poses change only through set_pose, add_node and remove_node here."""
+
         @property
         def light_nodes(self):
             nodes = self.point_light_nodes | self.spot_light_nodes | self.directional_light_nodes
             return sorted(nodes, key=lambda n: n.name or "")
+
+        def get_pose(self, node):
+            poses = self.__dict__.setdefault("_world_poses", {})
+            pose = poses.get(node)
+            if pose is None:
+                pose = poses[node] = super().get_pose(node)
+            return pose.copy()
+
+        def set_pose(self, node, pose):
+            self.__dict__.pop("_world_poses", None)
+            super().set_pose(node, pose)
+
+        def add_node(self, node, parent_node=None):
+            self.__dict__.pop("_world_poses", None)
+            super().add_node(node, parent_node)
+
+        def remove_node(self, node):
+            self.__dict__.pop("_world_poses", None)
+            super().remove_node(node)
 
     return OrderedScene
 
