@@ -576,3 +576,29 @@ def test_a_teacher_whose_actions_mean_something_else_is_refused(teacher, tmp_pat
                            "--out", str(tmp_path / "bc"), *TINY])
     assert code == 2
     one_error_line(capsys.readouterr().err, "was trained with env.action_mode=absolute; this run has relative")
+
+
+def test_lstm_over_a_chunk_equals_stepping_the_cells_with_episode_resets():
+    """The fused LSTM runs over the stretches between episode starts: the same outputs and final state as
+    stepping each LSTMCell, clearing an environment's state where its episode starts."""
+    torch.manual_seed(0)
+    model = ActorCritic(PolicyConfig(policy_inputs={"a": 5}, value_inputs={"a": 5, "b": 3}, num_actions=4,
+                                     embed_dim=16, lstm_hidden=8))
+    steps, envs = 12, 3
+    pi_x, v_x, state = torch.randn(steps, envs, 16), torch.randn(steps, envs, 16), torch.randn(4, envs, 8)
+    starts = torch.zeros(steps, envs, dtype=torch.bool)
+    starts[0, 1] = starts[4, 0] = starts[9, 2] = starts[9, 0] = starts[11, 1] = True
+    ph, pc, vh, vc = state
+    pi_ref, v_ref = [], []
+    for t in range(steps):
+        keep = (1.0 - starts[t].float()).unsqueeze(-1)
+        ph, pc = model.policy_lstm(pi_x[t], (ph * keep, pc * keep))
+        vh, vc = model.value_lstm(v_x[t], (vh * keep, vc * keep))
+        pi_ref.append(ph)
+        v_ref.append(vh)
+    pi_out, v_out, final = model._run_lstm(pi_x, v_x, state, starts)
+    torch.testing.assert_close(pi_out, torch.stack(pi_ref), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(v_out, torch.stack(v_ref), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(final, torch.stack([ph, pc, vh, vc]), atol=1e-6, rtol=1e-5)
+    one = model._run_lstm(pi_x[:1], v_x[:1], state, starts[:1])  # one step, as collection runs it
+    torch.testing.assert_close(one[0][0], pi_out[0])
