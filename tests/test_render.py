@@ -153,3 +153,8 @@ def test_appearances_rendered_in_turn_keep_their_textures_and_pixels(monkeypatch
     assert len(r._textures) == 2
     evicted = [t for t in held if t not in r._textures.values()]
     assert evicted and all(t._texid is None for t in evicted)  # deleted from GL, not leaked
+    kept = list(r._textures.values())
+    r.close()  # a closed renderer's textures go at the process's next frame
+    gen.renderer = None
+    SampleGenerator(small_config("hand-block")).generate(0)
+    assert all(t._texid is None for t in kept)

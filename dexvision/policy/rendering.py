@@ -104,5 +104,8 @@ class RenderPool:
         return np.concatenate(parts)
 
     def close(self) -> None:
+        if self._local is not None:
+            self._local.close()
+            self._local = None
         stop_workers(self._conns, self._procs, None)
         self._conns, self._procs = [], []

@@ -275,6 +275,19 @@ class Renderer:
             images.append(postprocess(color, post))
         return images
 
+    def close(self) -> None:
+        """Let go of this renderer's cached textures (the process's GL context deletes them at its next
+        frame); the process's other renderers keep theirs. Called when the renderer is collected, too."""
+        textures = self.__dict__.get("_textures") or {}
+        if textures:
+            self._textures = type(textures)()  # no module look-up: this also runs at interpreter exit
+        gl_renderer = getattr(getattr(self, "_offscreen", None), "_renderer", None)
+        if gl_renderer is not None:
+            for texture in textures.values():
+                gl_renderer.release_texture(texture)
+
+    __del__ = close
+
     def block_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Block position (m) and quaternion (wxyz) of the state last passed to render/set_state."""
         return self.scene.block_pose(self.data)
