@@ -22,7 +22,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -133,14 +133,17 @@ class LeastReadShards(torch.utils.data.IterableDataset):
 
 def make_follow_loader(watcher: ShardWatcher, ids: Iterable[int], batch_size: int, num_workers: int = 2,
                        shuffle_buffer: int = 1000, seed: int = 0, rank: int = 0, world: int = 1,
-                       reads: dict[int, int] | None = None) -> wds.WebLoader:
+                       reads: dict[int, int] | None = None,
+                       transform: Callable[[dict], dict] | None = None) -> wds.WebLoader:
     """Endless batches (as `loader.make_loader` gives) from the finished shards among `ids`, least-read first.
-    `reads` starts the counts (shard id -> times read), e.g. from a resumed run."""
+    `reads` starts the counts (shard id -> times read), e.g. from a resumed run; `transform` maps each
+    decoded sample in the worker."""
     counts = mp.Array("q", watcher.spec.num_shards)
     for shard_id, n in (reads or {}).items():
         counts[shard_id] = n
     source = LeastReadShards(watcher, ids, counts, seed, rank, world)
     shuffle = wds.shuffle(shuffle_buffer, initial=min(shuffle_buffer, 100)) if shuffle_buffer > 0 else None
-    pipeline = wds.DataPipeline(source, wds.tarfile_to_samples(), shuffle, wds.map(decode),
+    augment = [wds.map(transform)] if transform is not None else []
+    pipeline = wds.DataPipeline(source, wds.tarfile_to_samples(), shuffle, wds.map(decode), *augment,
                                 wds.batched(batch_size, collation_fn=collate, partial=False))
     return web_loader(pipeline, num_workers)

@@ -15,6 +15,7 @@ shards with no code change; samples are shuffled in a buffer.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,13 +69,15 @@ def _all_shards(src, group=None):
 
 
 def make_dataset(source, shuffle_buffer: int = 1000, seed: int = 0, resampled: bool = False,
-                 shards: range | None = None, split_by_node: bool = True) -> wds.WebDataset:
+                 shards: range | None = None, split_by_node: bool = True,
+                 transform: Callable[[dict], dict] | None = None) -> wds.WebDataset:
     """Decoded samples, split by node then by worker, shuffled (shards, then a sample buffer).
 
     `resampled=True` gives an endless stream that draws shards at random (with
     replacement) in every worker: what multi-process training wants, since ranks
     then never run out of data at different times. `split_by_node=False` makes every
-    process read every shard (e.g. rank-0 validation).
+    process read every shard (e.g. rank-0 validation). `transform` maps each decoded sample in the
+    loader's worker (e.g. `vision.augment.Augment`).
     """
     urls = shard_urls(source, shards)
     dataset = wds.WebDataset(
@@ -88,14 +91,15 @@ def make_dataset(source, shuffle_buffer: int = 1000, seed: int = 0, resampled: b
     )
     if shuffle_buffer > 0:
         dataset = dataset.shuffle(shuffle_buffer, initial=min(shuffle_buffer, 100))
-    return dataset.map(decode)
+    dataset = dataset.map(decode)
+    return dataset.map(transform) if transform is not None else dataset
 
 
 def make_loader(source, batch_size: int, num_workers: int = 2, shuffle_buffer: int = 1000, seed: int = 0,
                 resampled: bool = False, shards: range | None = None, partial: bool = True,
-                split_by_node: bool = True) -> wds.WebLoader:
+                split_by_node: bool = True, transform: Callable[[dict], dict] | None = None) -> wds.WebLoader:
     """Batches of tensors (see the module docstring) from a dataset directory or shard list."""
-    dataset = make_dataset(source, shuffle_buffer, seed, resampled, shards, split_by_node)
+    dataset = make_dataset(source, shuffle_buffer, seed, resampled, shards, split_by_node, transform)
     return web_loader(dataset.batched(batch_size, collation_fn=collate, partial=partial), num_workers)
 
 

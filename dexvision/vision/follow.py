@@ -91,10 +91,15 @@ class FollowData:
                          "train_shards": len(self.train_ids), "val_shards": len(self.val_ids),
                          "val_data": cfg.val_data}
 
-    def loader(self, cfg):
-        """Endless training batches, least-read shards first (counts resumed from the tally)."""
+    def loader(self, cfg, transform=None):
+        """Endless training batches, least-read shards first (counts resumed from the tally); `transform`
+        maps each decoded sample (augmentation)."""
         return make_follow_loader(self.watcher, self.train_ids, cfg.batch_size, cfg.num_workers, cfg.shuffle_buffer,
-                                  cfg.seed + 1000 * self.rank, self.rank, self.world, self.tally.reads())
+                                  cfg.seed + 1000 * self.rank, self.rank, self.world, self.tally.reads(), transform)
+
+    def first_train_shard(self) -> str:
+        """A finished training shard (the run has waited for one)."""
+        return self.watcher.path(self.watcher.finished_among(self.train_ids)[0])
 
     def val_urls(self) -> list[str]:
         """--val-data's shards, or the held-out shards finished by now (empty: nothing to validate on yet)."""

@@ -37,6 +37,7 @@ from dexvision.track.run import add_run_flags, run_name
 from dexvision.trainer import Scaffold, resumed_config, seeded
 from dexvision.version import git_sha
 from dexvision.vision.checkpoint import load_checkpoint, save_checkpoint
+from dexvision.vision.augment import Augment, AugmentConfig, write_sheet
 from dexvision.vision.encoders import check_arch
 from dexvision.vision.evaluation import evaluate, next_batch
 from dexvision.vision.follow import FollowData
@@ -71,6 +72,7 @@ class TrainVisionConfig:
     time_limit_min: float = 0.0  # stop (validate, checkpoint) once training has run this long; 0: no limit
     follow: bool = False  # train on a dataset render-shards is still writing (vision/follow.py)
     follow_wait_min: float = 10.0  # --follow: how long to wait for the dataset and its first finished shard
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # training images (vision/augment.py)
 
     def __post_init__(self):
         for name in ("batch_size", "steps", "val_every", "checkpoint_every"):
@@ -177,9 +179,13 @@ class VisionTrainer:
         ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.forward = torch.compile(ddp) if cfg.compile else ddp
         self.tracker = self.scaffold.open_tracker(to_dict(cfg), cfg.wandb, self.step)
-        self.loader = self.follow.loader(cfg) if self.follow else make_loader(
+        augment = Augment(cfg.augment, cfg.seed + 1000 * self.rank) if cfg.augment.enabled else None
+        if augment and self.rank == 0:  # a picture of what the model is trained on
+            first = self.follow.first_train_shard() if self.follow else self.train_urls[0]
+            write_sheet(first, cfg.augment, cfg.seed, self.scaffold.run_dir / "augment-sheet.png")
+        self.loader = self.follow.loader(cfg, augment) if self.follow else make_loader(
             self.train_urls, cfg.batch_size, num_workers=cfg.num_workers, shuffle_buffer=cfg.shuffle_buffer,
-            seed=cfg.seed + 1000 * self.rank, resampled=True)
+            seed=cfg.seed + 1000 * self.rank, resampled=True, transform=augment)
         cuda = self.device.type == "cuda"
         self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
         self.stopped_at: int | None = None  # the step at which the time limit stopped the run

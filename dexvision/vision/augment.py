@@ -1,0 +1,143 @@
+"""Image augmentation for train-vision, applied per camera image in the loader's worker processes.
+
+Rendering randomizes the scene; augmentation perturbs the finished image, which is cheap
+(no re-rendering) and reaches conditions the renderer's ranges do not: global gain and
+contrast, per-channel tint, saturation, lens blur, sensor noise, and small image shifts and
+rolls (a camera slightly off its calibrated pose). Labels do not change: the pose is in the
+world frame, and the model must read it through whatever the camera did.
+
+Every range is drawn per camera image; a range of (1, 1) or (0, 0) leaves that step out.
+Images stay uint8, so the rest of the pipeline is unchanged. Randomness comes from a torch
+generator per loader worker, seeded from (seed, worker id): a seeded run draws the same
+augmentations on every machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dexvision.config import Range, check_bounds
+from dexvision.datasets.reader import iter_shard
+from dexvision.files import atomic_write
+from dexvision.render.sheet import contact_sheet
+
+_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    enabled: bool = False
+    probability: float = 1.0  # chance that a camera image is augmented at all
+    brightness: Range = (0.6, 1.4)  # multiplicative gain
+    contrast: Range = (0.7, 1.3)  # about the image mean
+    saturation: Range = (0.5, 1.5)  # 0: grey, 1: unchanged
+    tint: float = 0.15  # per-channel gain drawn from 1 +- tint (a coloured light or white balance)
+    blur_sigma: Range = (0.0, 1.5)  # Gaussian blur, pixels
+    noise_std: Range = (0.0, 0.06)  # additive Gaussian noise, [0, 1] intensity units
+    shift_px: float = 2.0  # image translation, up to this many pixels per axis
+    rotate_deg: float = 3.0  # image roll about its centre, up to this many degrees
+
+    def __post_init__(self):
+        check_bounds(self, {"probability": (0.0, 1.0), "brightness": (0.0, 4.0), "contrast": (0.0, 4.0),
+                            "saturation": (0.0, 4.0), "tint": (0.0, 1.0), "blur_sigma": (0.0, 16.0),
+                            "noise_std": (0.0, 1.0), "shift_px": (0.0, 64.0), "rotate_deg": (0.0, 180.0)})
+
+
+def _uniform(g: torch.Generator, n: int, low: float, high: float) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=g)
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (1, 3, H, W) with reflected borders."""
+    radius = max(1, math.ceil(3 * sigma))
+    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).repeat(3, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), k.view(3, 1, 1, -1), groups=3)
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), k.view(3, 1, -1, 1), groups=3)
+
+
+def _warp(x: torch.Tensor, shift: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Roll each image by `angle` (radians) and shift it by `shift` (pixels, x then y); borders repeat."""
+    n, _, h, w = x.shape
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
+    theta[:, 0, 2] = -2 * shift[:, 0] / w
+    theta[:, 1, 2] = -2 * shift[:, 1] / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def augment_images(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """uint8 (K, 3, H, W) camera images -> augmented uint8 images of the same shape."""
+    k = images.shape[0]
+    chosen = torch.rand(k, generator=g) < cfg.probability
+    if not chosen.any():
+        return images
+    x = images[chosen].float() / 255.0
+    n = x.shape[0]
+    view = (n, 1, 1, 1)
+    if cfg.shift_px > 0 or cfg.rotate_deg > 0:
+        shift = _uniform(g, 2 * n, -cfg.shift_px, cfg.shift_px).view(n, 2)
+        angle = torch.deg2rad(_uniform(g, n, -cfg.rotate_deg, cfg.rotate_deg))
+        x = _warp(x, shift, angle)
+    x = x * _uniform(g, n, *cfg.brightness).view(view)
+    if cfg.tint > 0:
+        x = x * _uniform(g, 3 * n, 1 - cfg.tint, 1 + cfg.tint).view(n, 3, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * _uniform(g, n, *cfg.contrast).view(view) + mean
+    grey = (x * _LUMA).sum(dim=1, keepdim=True)
+    x = (x - grey) * _uniform(g, n, *cfg.saturation).view(view) + grey
+    x = x.clamp(0.0, 1.0)
+    sigmas = _uniform(g, n, *cfg.blur_sigma)
+    x = torch.cat([_blur(x[i:i + 1], float(s)) if s >= 0.2 else x[i:i + 1] for i, s in enumerate(sigmas)])
+    noise = _uniform(g, n, *cfg.noise_std).view(view)
+    x = x + noise * torch.randn(x.shape, generator=g)
+    out = images.clone()
+    out[chosen] = (x.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    return out
+
+
+class Augment:
+    """The loader's per-sample map: augments `sample["images"]`; one generator per worker process."""
+
+    def __init__(self, cfg: AugmentConfig, seed: int):
+        self.cfg, self.seed = cfg, seed
+        self._g: torch.Generator | None = None
+        self._worker: int | None = None
+
+    def _generator(self) -> torch.Generator:
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else -1
+        if self._g is None or worker != self._worker:
+            self._g = torch.Generator().manual_seed(self.seed * 1009 + worker + 1)
+            self._worker = worker
+        return self._g
+
+    def __call__(self, sample: dict) -> dict:
+        sample["images"] = augment_images(sample["images"], self.cfg, self._generator())
+        return sample
+
+
+def write_sheet(shard: str | Path, cfg: AugmentConfig, seed: int, out: Path, samples: int = 3,
+                draws: int = 2) -> None:
+    """A contact sheet PNG of what training sees: per sample, its rendered cameras, then `draws` augmentations."""
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for images, label in itertools.islice(iter_shard(Path(shard)), samples):
+        plain = torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2).copy())
+        rows.append((images, label))
+        for _ in range(draws):
+            augmented = augment_images(plain, cfg, g).numpy().transpose(0, 2, 3, 1)
+            rows.append((list(augmented), label))
+    sheet = contact_sheet(rows)
+    atomic_write(out, lambda tmp: sheet.save(tmp, format="PNG"))
