@@ -11,6 +11,7 @@ from PIL import Image
 
 from dexvision.config import ConfigError, load_config
 from dexvision.datasets import render_shards
+from dexvision.datasets.follow import ShardWatcher, make_follow_loader
 from dexvision.datasets.loader import make_loader
 from dexvision.vision.augment import Augment, AugmentConfig, _blur, _warp, augment_images
 from dexvision.vision import train as train_cli
@@ -36,6 +37,28 @@ def test_probability_zero_leaves_images_unchanged():
     images = _images()
     out = augment_images(images, AugmentConfig(enabled=True, probability=0.0), torch.Generator().manual_seed(0))
     assert torch.equal(out, images)
+
+
+def test_probability_one_half_augments_some_images_and_leaves_the_others_byte_identical():
+    images = _images(k=16)
+    out = augment_images(images, AugmentConfig(probability=0.5), torch.Generator().manual_seed(2))
+    same = [torch.equal(a, b) for a, b in zip(out, images)]
+    assert 0 < sum(same) < len(same)
+
+
+def test_each_worker_and_rank_draws_its_own_stream(monkeypatch):
+    images = _images()
+    cfg = AugmentConfig(enabled=True)
+
+    def draw(seed, worker):
+        info = type("Info", (), {"id": worker})()
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: info)
+        return Augment(cfg, seed)({"images": images})["images"]
+
+    first = draw(0, 0)
+    assert torch.equal(first, draw(0, 0))  # repeatable
+    assert not torch.equal(first, draw(0, 1))  # another worker
+    assert not torch.equal(first, draw(1000, 0))  # another rank (train-vision adds 1000 per rank)
 
 
 def test_brightness_scales_the_mean_and_tint_changes_channels_apart():
@@ -126,6 +149,19 @@ def test_train_vision_with_augmentation_records_it(data, tmp_path):
     # The run shows what it trained on: per sample, the rendered cameras and two augmented draws.
     sheet = Image.open(run_dir / "augment-sheet.png")
     assert sheet.size == (3 * 32 + 2 * 2, 9 * 32 + 8 * 2)
+
+
+def test_the_follow_loader_augments(data):
+    watcher = ShardWatcher(data, 1.0)
+
+    def first_batch(transform):
+        loader = make_follow_loader(watcher, range(4), batch_size=4, num_workers=1, shuffle_buffer=0, seed=0,
+                                    transform=transform)
+        return next(iter(loader))
+
+    plain, augmented = first_batch(None), first_batch(Augment(AugmentConfig(enabled=True), seed=5))
+    assert torch.equal(plain["index"], augmented["index"])  # same shard order: the seed is the same
+    assert not torch.equal(plain["images"], augmented["images"])
 
 
 def test_a_follow_run_augments_too(data, tmp_path):

@@ -39,7 +39,7 @@ class AugmentConfig:
     contrast: Range = (0.7, 1.3)  # about the image mean
     saturation: Range = (0.5, 1.5)  # 0: grey, 1: unchanged
     tint: float = 0.15  # per-channel gain drawn from 1 +- tint (a coloured light or white balance)
-    blur_sigma: Range = (0.0, 1.5)  # Gaussian blur, pixels
+    blur_sigma: Range = (0.0, 1.5)  # Gaussian blur, pixels (a sigma below 0.2 blurs nothing)
     noise_std: Range = (0.0, 0.06)  # additive Gaussian noise, [0, 1] intensity units
     shift_px: float = 2.0  # image translation, up to this many pixels per axis
     rotate_deg: float = 3.0  # image roll about its centre, up to this many degrees
@@ -66,7 +66,7 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _warp(x: torch.Tensor, shift: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Roll each image by `angle` (radians) and shift it by `shift` (pixels, x then y); borders repeat."""
+    """Roll each (square) image by `angle` (radians) and shift it by `shift` (pixels, x then y); borders repeat."""
     n, _, h, w = x.shape
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.zeros(n, 2, 3)

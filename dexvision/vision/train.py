@@ -36,8 +36,8 @@ from dexvision.errors import UserError, cli
 from dexvision.track.run import add_run_flags, run_name
 from dexvision.trainer import Scaffold, resumed_config, seeded
 from dexvision.version import git_sha
-from dexvision.vision.checkpoint import load_checkpoint, save_checkpoint
 from dexvision.vision.augment import Augment, AugmentConfig, write_sheet
+from dexvision.vision.checkpoint import load_checkpoint, save_checkpoint
 from dexvision.vision.encoders import check_arch
 from dexvision.vision.evaluation import evaluate, next_batch
 from dexvision.vision.follow import FollowData
@@ -179,10 +179,12 @@ class VisionTrainer:
         ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.forward = torch.compile(ddp) if cfg.compile else ddp
         self.tracker = self.scaffold.open_tracker(to_dict(cfg), cfg.wandb, self.step)
-        augment = Augment(cfg.augment, cfg.seed + 1000 * self.rank) if cfg.augment.enabled else None
-        if augment and self.rank == 0:  # a picture of what the model is trained on
+        augment = None
+        if cfg.augment.enabled:  # seeded by rank and step: a resumed run draws new augmentations
+            augment = Augment(cfg.augment, cfg.seed + 1000 * self.rank + 7919 * self.step)
             first = self.follow.first_train_shard() if self.follow else self.train_urls[0]
-            write_sheet(first, cfg.augment, cfg.seed, self.scaffold.run_dir / "augment-sheet.png")
+            if self.rank == 0 and Path(first).is_file():  # a picture of what the model is trained on
+                write_sheet(first, cfg.augment, cfg.seed, self.scaffold.run_dir / "augment-sheet.png")
         self.loader = self.follow.loader(cfg, augment) if self.follow else make_loader(
             self.train_urls, cfg.batch_size, num_workers=cfg.num_workers, shuffle_buffer=cfg.shuffle_buffer,
             seed=cfg.seed + 1000 * self.rank, resampled=True, transform=augment)
