@@ -38,17 +38,30 @@ def _beyond(default, shifted) -> bool:
     return isinstance(default, float) and shifted > default
 
 
-def test_default_draws_are_those_of_existing_datasets():
-    # The new randomization fields default to the constants they replaced and draw in the same order:
-    # the parameters (and so the bytes) of every existing dataset stay as they were.
+def _corner(default, shifted) -> bool:
+    """Whether a shifted range is a narrow corner of the training one (at most 40% of its width, at one end)."""
+    if not (isinstance(default, list) and len(default) == 2 and all(isinstance(v, (int, float)) for v in default)):
+        return False
+    width = default[1] - default[0]
+    at_an_end = shifted[0] == default[0] or shifted[1] == default[1]
+    return width > 0 and at_an_end and (shifted[1] - shifted[0]) <= 0.4 * width
+
+
+def test_default_draws_are_pinned():
+    # The default randomization draws these parameters: a change to a default range or to the order of
+    # the draws changes every dataset made with the defaults, so it must be deliberate (and this hash
+    # updated with it). Last changed when issue 15 widened lighting, camera jitter, blur and noise.
     h = hashlib.sha256()
     for seed in range(20):
         params = sample_params(RandomizationConfig(), np.array([0.0, -0.01, 0.2]), np.random.default_rng(seed))
         h.update(json.dumps(params).encode())
-    assert h.hexdigest() == "a8c27b9ca0995ab64a1bb8ad252a9ba4660135cc0d4e011f77316313ef93533d"
+    assert h.hexdigest() == "324996b13f0fe3741513b060cc7fcfc172bd7a8bbdb1f29feaacaaaa1d3ecd29"
 
 
-def test_shipped_shift_configs_reach_outside_the_training_randomization():
+def test_shipped_shift_configs_reach_outside_the_training_randomization_or_into_its_corners():
+    # The training randomization widened to cover the dim and tinted conditions (issue 15): those sets now
+    # draw from a narrow end of a training range (all lights dim, every light strongly tinted), which
+    # training rarely combines; every other set reaches outside it.
     assert {"reference", "dim", "tinted", "floor", "camera", "blur", "noise"} <= set(SHIFTS)
     defaults = _leaves(to_dict(DataConfig()))
     reference = to_dict(load_config(DataConfig, CONFIG_DIR / "data" / "shift-reference.yaml"))
@@ -59,7 +72,7 @@ def test_shipped_shift_configs_reach_outside_the_training_randomization():
         changed = {k: v for k, v in _leaves(cfg).items() if v != defaults[k] and k != "seed"}
         assert bool(changed) == (name != "reference"), name
         if changed:
-            assert any(_beyond(defaults[k], v) for k, v in changed.items()), (name, changed)
+            assert any(_beyond(defaults[k], v) or _corner(defaults[k], v) for k, v in changed.items()), (name, changed)
     floor = load_config(DataConfig, CONFIG_DIR / "data" / "shift-floor.yaml").render.randomization.appearance
     assert not set(floor.floor_patterns) & set(FLOOR_PATTERNS)
 

@@ -24,10 +24,10 @@ class CameraConfig:
     arc_deg: float = 220.0  # azimuth span the cameras are spread over, centred on the fingertips
     azimuths_deg: list[float] | None = None  # explicit azimuths override count/arc spreading
     fov_deg: float = 32.0  # vertical field of view
-    position_jitter: float = 0.01  # m, std per axis
-    look_at_jitter: float = 0.005  # m, std per axis
-    roll_jitter_deg: float = 3.0  # std of the roll about the optical axis
-    fov_jitter_deg: Range = (-3.0, 3.0)
+    position_jitter: float = 0.02  # m, std per axis
+    look_at_jitter: float = 0.008  # m, std per axis
+    roll_jitter_deg: float = 6.0  # std of the roll about the optical axis
+    fov_jitter_deg: Range = (-5.0, 5.0)
 
     def __post_init__(self):
         if self.azimuths_deg is not None:

@@ -27,10 +27,10 @@ _UNIT = (0.0, 1.0)
 @dataclasses.dataclass
 class LightingConfig:
     count: tuple[int, int] = (1, 4)  # number of directional lights, inclusive
-    intensity: Range = (0.6, 2.5)  # per light (pyrender lux); more washes the block faces out
+    intensity: Range = (0.15, 2.5)  # per light (pyrender lux); more washes the block faces out
     elevation_deg: Range = (20.0, 90.0)  # light comes from above the horizon
-    color_saturation: Range = (0.0, 0.25)  # 0 = white light
-    ambient: Range = (0.05, 0.35)  # grey level of the ambient term
+    color_saturation: Range = (0.0, 0.85)  # 0 = white light
+    ambient: Range = (0.0, 0.35)  # grey level of the ambient term
     hue: Range = (0.0, 1.0)  # turns of the colour wheel a light's tint is drawn from (e.g. [0.02, 0.12]: warm)
 
     def __post_init__(self):
@@ -79,8 +79,8 @@ class PostConfig:
     gamma: Range = (0.8, 1.25)
     contrast: Range = (0.8, 1.2)
     brightness: Range = (-0.06, 0.06)
-    blur_sigma: Range = (0.0, 0.8)  # pixels, at the rendered size
-    noise_std: Range = (0.0, 0.03)  # in [0, 1] intensity units
+    blur_sigma: Range = (0.0, 1.2)  # pixels, at the rendered size
+    noise_std: Range = (0.0, 0.05)  # in [0, 1] intensity units
 
     def __post_init__(self):
         check_bounds(self, {"gamma": (0.05, 20.0), "contrast": (0.0, 10.0), "brightness": (-1.0, 1.0),
