@@ -142,7 +142,7 @@ def _gaussian_kernel(sigma: float) -> np.ndarray:
     return k / k.sum()
 
 
-def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
+def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian blur with edge padding, (H, W, C) float32."""
     k = _gaussian_kernel(sigma)
     r = len(k) // 2
@@ -193,7 +193,7 @@ def postprocess(image: np.ndarray, post: dict) -> np.ndarray:
     """Camera effects on a rendered RGB uint8 image: tone curve, lens blur, sensor noise."""
     img = tone_curve(post)[image]
     if post["blur_sigma"] > 0.05:
-        img = _blur(img, post["blur_sigma"])
+        img = gaussian_blur(img, post["blur_sigma"])
     if post["noise_std"] > 0:
         img += sensor_noise(img.shape, post["noise_seed"]) * np.float32(post["noise_std"])
     return (np.clip(img, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from dexvision.config import Range, check_bounds
 from dexvision.datasets.reader import iter_shard
 from dexvision.files import atomic_write
+from dexvision.render.images import gaussian_blur
 from dexvision.render.sheet import contact_sheet
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
@@ -55,14 +55,9 @@ def _uniform(g: torch.Generator, n: int, low: float, high: float) -> torch.Tenso
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (1, 3, H, W) with reflected borders."""
-    radius = max(1, math.ceil(3 * sigma))
-    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = (k / k.sum()).repeat(3, 1, 1, 1)
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), k.view(3, 1, 1, -1), groups=3)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), k.view(3, 1, -1, 1), groups=3)
+    """The renderer's Gaussian blur (`render.images.gaussian_blur`) on a (1, 3, H, W) float image."""
+    hwc = np.ascontiguousarray(x[0].permute(1, 2, 0).numpy(), dtype=np.float32)
+    return torch.from_numpy(gaussian_blur(hwc, sigma)).permute(2, 0, 1).unsqueeze(0)
 
 
 def _warp(x: torch.Tensor, shift: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
