@@ -226,7 +226,7 @@ def test_inverse_rotation_reward_and_position_penalty_follow_the_block():
 
 
 def test_fingertip_positions_join_the_hand_state_only_when_asked(tmp_path):
-    env = BlockReorientEnv(EnvConfig(task="hand-block", obs_noise=0.0), 1)
+    env = BlockReorientEnv(EnvConfig(task="hand-block", obs_noise=0.0, fingertips=True), 1)
     obs, _ = env.reset(seed=0)
     pos, _ = env._poses()
     tips = env.datas[0].site_xpos[env._tips]
@@ -235,6 +235,8 @@ def test_fingertip_positions_join_the_hand_state_only_when_asked(tmp_path):
     assert (np.linalg.norm(tips - pos[0], axis=1) < 0.25).all()
     assert "fingertip_pos" not in state_keys("hand-block") and "fingertip_pos" in state_keys("hand-block", True)
     assert "fingertip_pos" not in BlockReorientEnv(EnvConfig(task="gimbal-block"), 1).obs_dims()
+    plain_obs, _ = BlockReorientEnv(EnvConfig(task="hand-block", obs_noise=0.0), 1).reset(seed=0)
+    assert "fingertip_pos" not in plain_obs  # not computed when the state leaves it out
     cfg = tiny_continuous(tmp_path, "task=hand-block", "env.fingertips=true")
     trainer = PolicyTrainer(cfg)
     try:

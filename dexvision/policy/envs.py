@@ -222,7 +222,7 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         dims = {"block_rot": 9, "block_angvel": 3, "goal_rot": 9, "relative_rotvec": 3, "prev_action": self.nu,
                 "joint_pos": nj, "joint_vel": nj, "block_pos": 3, "block_linvel": 3, "goal": 9,
                 "proprio": self.nu + nj, "fingertip_pos": 3 * len(self._tips)}
-        return {k: v for k, v in dims.items() if k in state_keys(self.cfg.task, True) or k in STUDENT_KEYS}
+        return {k: v for k, v in dims.items() if k in state_keys(self.cfg.task, self.cfg.fingertips) or k in STUDENT_KEYS}
 
     def _define_spaces(self) -> None:
         single = {k: gym.spaces.Box(-np.inf, np.inf, (d,), np.float32) for k, d in self.obs_dims().items()}
@@ -378,8 +378,9 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         if self.scene.task == "hand-block":
             obs.update(joint_pos=joint_pos, joint_vel=VELOCITY_SCALE * qvel[:, self._hand_v],
                        block_pos=(pos - BLOCK_REST_POINT) / (2 * BLOCK_HALF_SIZE), block_linvel=qvel[:, v:v + 3])
-            tips = np.stack([d.site_xpos[self._tips] for d in self.datas]) - pos[:, None, :]  # from the block
-            obs["fingertip_pos"] = tips.reshape(n, -1) / (2 * BLOCK_HALF_SIZE)
+            if self.cfg.fingertips:
+                tips = np.stack([d.site_xpos[self._tips] for d in self.datas]) - pos[:, None, :]  # from the block
+                obs["fingertip_pos"] = tips.reshape(n, -1) / (2 * BLOCK_HALF_SIZE)
         obs["proprio"] = np.concatenate([self.prev_action, joint_pos], axis=1)
         out = self._noisy(obs)
         if self._renderer is not None:
