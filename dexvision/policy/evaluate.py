@@ -3,13 +3,17 @@
     evaluate-policy --checkpoint runs/gimbal-teacher/checkpoint.pt --episodes 20
     evaluate-policy --checkpoint runs/gimbal-student/checkpoint.pt --episodes 10 --out eval.json
     evaluate-policy --checkpoint runs/hand-teacher/checkpoint.pt --physics reference   # fidelity check
+    evaluate-policy --checkpoint runs/hand-teacher/checkpoint.pt --goal-max-angle 0.8  # curriculum goals
 
 Each of up to 32 parallel environments plays its share of the episodes to the end
 (so short, failed episodes do not crowd out long, successful ones); actions are the
-policy's most likely ones unless --sample. Goals are always the full task's (no
-curriculum). `--physics` runs the policy under another physics profile than the one it
-was trained on (a policy learned on the fast hand should keep most of its successes on
-the reference hand). Prints and writes the mean and median.
+policy's most likely ones unless --sample. Goals are the full task's (uniform random
+orientations) unless `--goal-max-angle` draws them within that many radians of the block's
+orientation, as a training curriculum does: a way to measure a policy that is still climbing
+one, or a student's fidelity to such a teacher, where the full task gives both 0. `--physics`
+runs the policy under another physics profile than the one it was trained on (a policy
+learned on the fast hand should keep most of its successes on the reference hand). Prints
+and writes the mean and median.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -32,9 +37,11 @@ from dexvision.sim.scenes import check_physics
 
 def evaluate_checkpoint(path: str | Path, episodes: int, *, greedy: bool = True, seed: int = 12345,
                         render_workers: int = -1, env_workers: int = -1, physics: str | None = None,
-                        progress: bool = True) -> dict:
+                        goal_max_angle: float | None = None, progress: bool = True) -> dict:
     if physics is not None:
         check_physics(physics)
+    if goal_max_angle is not None and not 0 < goal_max_angle <= math.pi:
+        raise UserError(f"--goal-max-angle must be in (0, pi] radians, got {goal_max_angle:g}")
     ckpt = load_policy_checkpoint(path)
     if render_workers < 0:
         render_workers = torch.get_num_threads() if ckpt["obs"] == "pixels" else 0
@@ -47,12 +54,15 @@ def evaluate_checkpoint(path: str | Path, episodes: int, *, greedy: bool = True,
     env = make_env(env_cfg, n, ckpt["obs"], env_workers, render_workers)
     start = time.perf_counter()
     try:
+        if goal_max_angle is not None:
+            env.set_goal_max_angle(goal_max_angle)
         results = run_episodes(model, env, episodes, seed=seed, greedy=greedy, device=device, progress=progress)
     finally:
         env.close()
     summary = summarize_episodes(results)
     summary.update(checkpoint=str(path), task=ckpt["task"], obs=ckpt["obs"], physics=env_cfg.physics,
                    trained_physics=env_config_of(ckpt).physics, greedy=greedy, seed=seed,
+                   goal_max_angle=math.pi if goal_max_angle is None else goal_max_angle,
                    frames_trained=ckpt["frames"], wall_time_s=time.perf_counter() - start,
                    successes=[r["successes"] for r in results])
     return summary
@@ -69,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--physics", help="physics profile to run under: fast or reference (default: the trained one)")
     p.add_argument("--env-workers", type=int, default=-1,
                    help="processes stepping the environments (default: one per core for hand-block state, else none)")
+    p.add_argument("--goal-max-angle", type=float,
+                   help="draw goals within this many radians of the block's orientation, as a curriculum does "
+                        "(default: the full task, uniform random goals)")
     p.add_argument("--out", help="also write the summary to this JSON file")
     return p
 
@@ -81,12 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--episodes must be >= 1")
     summary = evaluate_checkpoint(args.checkpoint, args.episodes, greedy=not args.sample, seed=args.seed,
                                   render_workers=args.render_workers, env_workers=args.env_workers,
-                                  physics=args.physics)
+                                  physics=args.physics, goal_max_angle=args.goal_max_angle)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(summary, indent=1) + "\n")
     mean, median = summary["mean_successes"], summary["median_successes"]
-    print(f"{summary['task']} {summary['obs']} policy ({summary['physics']} physics), {summary['episodes']} "
+    goals = "" if args.goal_max_angle is None else f", goals within {args.goal_max_angle:g} rad"
+    print(f"{summary['task']} {summary['obs']} policy ({summary['physics']} physics{goals}), {summary['episodes']} "
           f"episodes: successes per episode "
           f"mean {mean:.1f}, median {median:g} (min {summary['min_successes']}, max {summary['max_successes']}); "
           f"drop rate {summary['drop_rate']:.0%}")
