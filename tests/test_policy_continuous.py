@@ -20,7 +20,7 @@ from dexvision.policy.model import ActorCritic, PolicyConfig, RunningMoments
 from dexvision.policy.ppo import bc_loss, ppo_loss, LossConfig
 from dexvision.policy.train import PolicyTrainer, TrainPolicyConfig
 from dexvision.policy.workers import EnvWorkers
-from dexvision.sim.rotations import quat_angle
+from dexvision.sim.rotations import axis_angle_to_quat, quat_angle, quat_multiply
 from dexvision.sim.scenes import BLOCK_HALF_SIZE, BLOCK_REST_POINT
 
 FAST = ["core=mlp", "mlp_hidden=[32, 16]", "normalize_obs=true", "env.action_type=continuous",
@@ -308,3 +308,41 @@ def test_trainers_count_denormal_floats_as_zero(tmp_path):
     Scaffold(tmp_path / "run")
     assert (tiny * 1.0).item() == 0.0
     assert (torch.tensor([1e-30]) * 1.0).item() == pytest.approx(1e-30)  # normal numbers are untouched
+
+
+def test_the_goal_in_the_hands_frame_turns_the_block_onto_its_goal(tmp_path):
+    obs = {}
+    for frame in ("block", "hand"):
+        env = BlockReorientEnv(EnvConfig(task="hand-block", obs_noise=0.0, goal_frame=frame), 2)
+        obs[frame], _ = env.reset(seed=3)
+        _, quat = env._poses()
+        goal = env.goal.copy()
+    block_rot = obs["hand"]["block_rot"].reshape(2, 3, 3)
+    for i in range(2):
+        hand, own = obs["hand"]["relative_rotvec"][i], obs["block"]["relative_rotvec"][i]
+        # the same rotation, stated in the hand's frame: the block's frame rotated by the block's orientation
+        np.testing.assert_allclose(hand, block_rot[i] @ own, atol=1e-5)
+        # applied in the hand's frame (on the left), it takes the block onto its goal
+        angle = np.linalg.norm(hand)
+        turn = axis_angle_to_quat(hand / angle, angle)
+        assert quat_angle(quat_multiply(turn, quat[i]), goal[i]) < 1e-4
+        assert angle == pytest.approx(quat_angle(quat[i], goal[i]), abs=1e-5)
+    with pytest.raises(ValueError, match="goal_frame must be one of block, hand"):
+        EnvConfig(goal_frame="palm")
+
+
+@pytest.mark.parametrize("field", ["goal_frame=hand", "fingertips=true"])
+def test_a_teacher_whose_state_inputs_differ_is_refused(tmp_path, capsys, field):
+    cfg = tiny_continuous(tmp_path / "teacher", "task=hand-block", f"env.{field}", "env_workers=1")
+    trainer = PolicyTrainer(cfg)
+    try:
+        trainer.checkpoint()
+    finally:
+        trainer.env.close()
+        trainer.tracker.close()
+    name, value = field.split("=")
+    code = train_cli.main(["--task", "hand-block", "--obs", "pixels", "--algo", "bc", "--teacher",
+                           str(tmp_path / "teacher" / "checkpoint.pt"), "--out", str(tmp_path / "student"),
+                           *[a for s in FAST for a in ("--set", s)]])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, f"was trained with env.{name}={'True' if value == 'true' else value}")

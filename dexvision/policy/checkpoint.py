@@ -63,11 +63,13 @@ def env_config_of(ckpt: dict, physics: str | None = None) -> EnvConfig:
 
 # What an action means: a teacher's labels only make sense to a student whose actions mean the same.
 ACTION_FIELDS = ("action_type", "action_mode", "relative_step", "action_bins", "control_period")
+# What the teacher's state inputs hold: the student's environment computes them for it.
+STATE_FIELDS = ("fingertips", "goal_frame")
 
 
 def load_teacher(path: str | Path, task: str, env: EnvConfig | None = None) -> tuple[ActorCritic, dict]:
-    """A state policy to clone, checked to be one for `task` whose actions mean what they mean in `env`;
-    one clear error otherwise."""
+    """A state policy to clone, checked to be one for `task` whose actions mean what they mean in `env` and
+    whose state inputs `env` computes as it was trained on them; one clear error otherwise."""
     ckpt = load_policy_checkpoint(path)
     if ckpt["task"] != task:
         raise UserError(f"teacher {path} is a {ckpt['task']} policy, not a {task} one")
@@ -75,7 +77,7 @@ def load_teacher(path: str | Path, task: str, env: EnvConfig | None = None) -> t
         raise UserError(f"teacher {path} is a {ckpt['obs']} policy; a teacher must see state (--obs state)")
     if env is not None:
         theirs = env_config_of(ckpt)
-        for field in ACTION_FIELDS:
+        for field in ACTION_FIELDS + STATE_FIELDS:
             if getattr(theirs, field) != getattr(env, field):
                 raise UserError(f"teacher {path} was trained with env.{field}={getattr(theirs, field)}; this run has "
                                 f"{getattr(env, field)} (set --set env.{field}=... to match)")

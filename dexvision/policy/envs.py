@@ -57,6 +57,7 @@ from dexvision.sim.scenes import BLOCK_HALF_SIZE, BLOCK_REST_POINT, PHYSICS_PROF
 
 OBS_MODES = ("state", "pixels")
 ACTION_MODES = ("absolute", "relative")
+GOAL_FRAMES = ("block", "hand")
 ACTION_TYPES = ("discrete", "continuous")
 ROTATION_REWARDS = ("progress", "inverse")
 FINGERTIP_SITES = tuple(f"robot0:S_{f}tip" for f in ("ff", "mf", "rf", "lf", "th"))
@@ -88,6 +89,10 @@ class EnvConfig:
     rotation_eps: float = 0.1
     position_penalty: float = 0.0  # per metre of the block's distance from its rest point, every step (hand)
     fingertips: bool = False  # hand: the state (teacher, value function) includes the fingertip positions
+    # the frame of relative_rotvec, the rotation from the block to its goal: "block", the block's own (the
+    # gimbal's motors turn the block about its own axes), or "hand", the hand's (world) frame, in which the
+    # fingers push and in which Isaac Gym's ShadowHand states it (an MLP cannot easily rotate one into the other)
+    goal_frame: str = "block"
     drop_height: float = 0.1  # a block centre below this height (world z) is a drop (hand-block)
     obs_noise: float = 0.01  # standard deviation of the noise added to state observations
     sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
@@ -114,6 +119,8 @@ class EnvConfig:
             raise ValueError("obs_noise must be >= 0")
         if self.progress_reward < 0 or self.position_penalty < 0:
             raise ValueError("progress_reward and position_penalty must be >= 0")
+        if self.goal_frame not in GOAL_FRAMES:
+            raise ValueError(f"goal_frame must be one of {', '.join(GOAL_FRAMES)}, got {self.goal_frame!r}")
         if self.rotation_reward not in ROTATION_REWARDS or self.rotation_eps <= 0:
             raise ValueError(f"rotation_reward must be one of {', '.join(ROTATION_REWARDS)} and rotation_eps > 0, "
                              f"got {self.rotation_reward!r} and {self.rotation_eps}")
@@ -365,8 +372,11 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         pos, quat = self._poses(qpos)
         block_rot = quat_to_matrix(quat)
         goal_rot = quat_to_matrix(self.goal)
-        # The goal seen from the block's own frame: the gimbal's motors act in that frame.
-        relative = quat_to_rotvec(quat_multiply(quat_conjugate(quat), self.goal))
+        # The rotation from the block to its goal, in the block's own frame or the hand's (EnvConfig.goal_frame).
+        if self.cfg.goal_frame == "hand":
+            relative = quat_to_rotvec(quat_multiply(self.goal, quat_conjugate(quat)))
+        else:
+            relative = quat_to_rotvec(quat_multiply(quat_conjugate(quat), self.goal))
         v = self._vadr
         angvel = qvel[:, v + 3:v + 6] if self._free_block else qvel[:, v:v + 3]
         obs = {
