@@ -7,7 +7,7 @@
     python benchmarks/policy.py curves --out /tmp/pb  # docs/policy-curves.png from the two runs above
     python benchmarks/policy.py hand-teacher --out /tmp/pb   # hand-teacher.yaml for 120 min, then evaluations
     python benchmarks/policy.py hand-curves --out /tmp/pb    # docs/hand-teacher-curves.png
-    python benchmarks/policy.py hand-curves --runs A=/tmp/runs/a B=/tmp/runs/b   # several runs compared
+    python benchmarks/policy.py hand-curves --runs A=/tmp/runs/a B=/tmp/runs/b --png docs/x.png   # several runs
 
 The teacher and student parts run the real `train-policy` command with the shipped
 configs (configs/policy/) and report the frames and wall time at which the median
@@ -250,7 +250,7 @@ def main() -> None:
     p.add_argument("--teacher-minutes", type=float, default=20)
     p.add_argument("--student-minutes", type=float, default=30)
     p.add_argument("--hand-teacher-minutes", type=float, default=120)
-    p.add_argument("--png", default=str(ROOT / "docs" / "policy-curves.png"))
+    p.add_argument("--png", help="curves: default docs/policy-curves.png; hand-curves: docs/hand-teacher-curves.png")
     p.add_argument("--runs", nargs="+", metavar="LABEL=RUN_DIR",
                    help="hand-curves: the runs to draw (default: the hand-teacher run under --out)")
     args = p.parse_args()
@@ -271,10 +271,11 @@ def main() -> None:
         result = hand_teacher(out, args.hand_teacher_minutes)
     elif args.part == "hand-curves":
         runs = dict(r.split("=", 1) for r in args.runs) if args.runs else {"hand-teacher": out / "hand-teacher"}
-        hand_curves({label: Path(run) for label, run in runs.items()}, ROOT / "docs" / "hand-teacher-curves.png")
+        hand_curves({label: Path(run) for label, run in runs.items()},
+                    Path(args.png or ROOT / "docs" / "hand-teacher-curves.png"))
         return
     else:
-        curves(out, Path(args.png))
+        curves(out, Path(args.png or ROOT / "docs" / "policy-curves.png"))
         return
     (out / f"{args.part}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
