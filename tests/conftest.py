@@ -16,6 +16,12 @@ from dexvision.sim.scenes import load_scene  # noqa: E402
 SMALL = 48  # pixels per side in rendering tests
 
 
+# tiny train-policy flags: a gimbal-block run that takes seconds
+TINY = ["--set", "num_envs=4", "--set", "minibatches=2", "--set", "rollout=10", "--set", "lstm_hidden=32",
+        "--set", "embed_dim=32", "--set", "eval_episodes=2", "--set", "env.max_successes=2",
+        "--set", "env.goal_timeout=5"]
+
+
 def one_error_line(stderr: str, *fragments: str) -> str:
     """The single `error: ...` line a command printed (progress bars aside), containing every fragment."""
     lines = [line.split("\r")[-1] for line in stderr.splitlines()]

@@ -8,15 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from conftest import one_error_line
+from conftest import TINY, one_error_line
 from dexvision.policy import evaluate as evaluate_cli
 from dexvision.policy import train as train_cli
 from dexvision.policy.envs import BlockReorientEnv
 from dexvision.sim.rotations import quat_angle
-
-TINY = ["--set", "num_envs=4", "--set", "minibatches=2", "--set", "rollout=10", "--set", "lstm_hidden=32",
-        "--set", "embed_dim=32", "--set", "eval_episodes=2", "--set", "env.max_successes=2",
-        "--set", "env.goal_timeout=5"]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import one_error_line
+from conftest import TINY, one_error_line
 from dexvision.config import load_config
 from dexvision.policy import evaluate as evaluate_cli
 from dexvision.policy import train as train_cli
@@ -30,10 +30,6 @@ from dexvision.sim.rotations import axis_angle_to_quat, quat_angle, quat_to_rotv
 from dexvision.sim.sampler import SamplerConfig
 from dexvision.vision.checkpoint import save_checkpoint
 from dexvision.vision.model import PoseNet, PoseNetConfig
-
-TINY = ["--set", "num_envs=4", "--set", "minibatches=2", "--set", "rollout=10", "--set", "lstm_hidden=32",
-        "--set", "embed_dim=32", "--set", "eval_episodes=2", "--set", "env.max_successes=2",
-        "--set", "env.goal_timeout=5"]
 
 
 def tiny_config(**overrides) -> TrainPolicyConfig:
