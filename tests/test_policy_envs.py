@@ -10,6 +10,7 @@ import pytest
 from dexvision.errors import UserError
 from dexvision.policy.curriculum import Curriculum, CurriculumConfig
 from dexvision.policy.envs import BlockReorientEnv, EnvConfig, nearby_goal
+from dexvision.policy.loop import EpisodeStats
 from dexvision.policy.workers import EnvWorkerError, EnvWorkers
 from dexvision.sim.rotations import quat_angle, random_quat
 from dexvision.sim.sampler import SamplerConfig
@@ -160,6 +161,26 @@ def test_curriculum_widens_on_success_and_stops_at_the_full_task():
     other.load_state_dict(cur.state_dict())
     assert other.max_angle == cur.max_angle and other.promotions == 2
     assert Curriculum(CurriculumConfig(enabled=False)).complete  # disabled: the full task from the start
+
+
+def _finish(stats, envs, successes, n=3):
+    done = np.zeros(n, bool)
+    done[envs] = True
+    count = np.zeros(n, int)
+    count[envs] = successes
+    stats.add({"done_mask": done, "episode_successes": count, "episode_return": np.zeros(n), "dropped": np.zeros(n)})
+
+
+def test_only_episodes_begun_at_the_current_bound_count_towards_a_promotion():
+    stats = EpisodeStats(level=0)
+    _finish(stats, [0], 7)
+    assert stats.take_finished() == [7]
+    stats.set_level(1)  # promoted: environments 1 and 2 are still in episodes begun at the easier bound
+    _finish(stats, [1, 2], 9)
+    assert stats.take_finished() == []
+    _finish(stats, [0, 1], 2)  # 1 began its episode after the promotion; 0 began before it, at level 0
+    assert stats.take_finished() == [2]
+    assert stats.total == 5 and stats.metrics()["charts/successes_per_episode"] == pytest.approx(29 / 5)
 
 
 

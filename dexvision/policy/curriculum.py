@@ -7,7 +7,10 @@ the block's orientation at the moment the goal is set, and beyond the success th
 (a uniform rotation conditioned on its angle lying between the two, see
 `dexvision.policy.envs.nearby_goal`), so every success is earned. The bound starts at
 `start_angle` and grows by `step` each time the mean successes of the last
-`min_episodes` training episodes played at the current bound reach `promote_at`; at pi
+`min_episodes` training episodes played at the current bound reach `promote_at`: episodes
+begun before the last promotion do not count (`EpisodeStats.take_finished`), or the
+first episodes to end after a promotion, played mostly at the easier bound, would at
+once earn the next one; at pi
 the goals are the full task's and the curriculum is over. Evaluation always plays the full task.
 """
 

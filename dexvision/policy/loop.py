@@ -21,25 +21,38 @@ from dexvision.policy.ppo import Rollout
 
 
 class EpisodeStats:
-    """Successes, returns and drops of the last `window` finished training episodes."""
+    """Successes, returns and drops of the last `window` finished training episodes, and for the
+    curriculum the successes of the episodes that were played at its current level throughout."""
 
-    def __init__(self, window: int = 20):
+    def __init__(self, window: int = 20, level: int = 0):
         self.successes: collections.deque = collections.deque(maxlen=window)
         self.returns: collections.deque = collections.deque(maxlen=window)
         self.drops: collections.deque = collections.deque(maxlen=window)
         self.total = 0
-        self.unread: list[int] = []  # successes of episodes finished since the last `take_finished`
+        self.level = level  # the curriculum level that episodes starting now are played at
+        self._started: np.ndarray | None = None  # per environment: the level its current episode started at
+        self.unread: list[int] = []  # see `take_finished`
 
     def add(self, info: dict) -> None:
-        for i in np.flatnonzero(info["done_mask"]):
+        done = info["done_mask"]
+        if self._started is None:
+            self._started = np.full(len(done), self.level)
+        for i in np.flatnonzero(done):
             self.successes.append(int(info["episode_successes"][i]))
             self.returns.append(float(info["episode_return"][i]))
             self.drops.append(float(info["dropped"][i]))
-            self.unread.append(int(info["episode_successes"][i]))
+            if self._started[i] == self.level:
+                self.unread.append(int(info["episode_successes"][i]))
+            self._started[i] = self.level  # the environment has reset: its next episode starts now
             self.total += 1
 
+    def set_level(self, level: int) -> None:
+        """The curriculum moved on: episodes still running started below it and no longer count."""
+        self.level, self.unread = level, []
+
     def take_finished(self) -> list[int]:
-        """Successes of the episodes finished since the last call (for the curriculum)."""
+        """Successes of the episodes finished since the last call that started at the current level
+        (for the curriculum: an episode begun at an easier bound would earn a promotion it did not play)."""
         out, self.unread = self.unread, []
         return out
 

@@ -131,7 +131,7 @@ class PolicyTrainer:
         self.tracker = self.scaffold.open_tracker(to_dict(cfg), cfg.wandb, self.frames)
         self.collector = Collector(self.env, self.model, self.teacher, cfg.rollout, cfg.chunk, self.device,
                                    seed=cfg.seed * 1000 + self.rank)
-        self.stats = EpisodeStats()
+        self.stats = EpisodeStats(level=self.curriculum.promotions)
         self.generator = torch.Generator().manual_seed(cfg.seed + 31 * self.rank)
 
     def _check_teacher(self) -> None:
@@ -202,6 +202,7 @@ class PolicyTrainer:
         finished = self.stats.take_finished()
         if not self.curriculum.complete and self.curriculum.update(gather_lists(finished, self.world)):
             self.env.set_goal_max_angle(self.curriculum.max_angle)
+            self.stats.set_level(self.curriculum.promotions)
         t1 = time.perf_counter()
         if phase == "bc":
             extra, loss_fn = {}, functools.partial(bc_loss, dist_fn=self.model.distribution)
