@@ -12,7 +12,7 @@ from dexvision.policy.curriculum import Curriculum, CurriculumConfig
 from dexvision.policy.envs import BlockReorientEnv, EnvConfig, nearby_goal
 from dexvision.policy.loop import EpisodeStats
 from dexvision.policy.workers import EnvWorkerError, EnvWorkers
-from dexvision.sim.rotations import quat_angle, random_quat
+from dexvision.sim.rotations import axis_angle_to_quat, quat_angle, random_quat
 from dexvision.sim.sampler import SamplerConfig
 
 
@@ -39,6 +39,22 @@ def test_success_pays_the_bonus_and_draws_a_new_goal():
     assert env.successes[0] == 1 and reward[0] > 4.0
     assert not np.allclose(env.goal[0], block)
     assert not info["done_mask"][0]
+
+
+def test_turned_goals_are_the_block_turned_in_the_hand_frame_with_a_fresh_clock():
+    env = BlockReorientEnv(EnvConfig(task="gimbal-block", obs_noise=0.0, goal_frame="hand"), 2)
+    env.reset(seed=0)
+    env.step(np.full((2, env.nu), 5))
+    assert env.goal_steps.max() == 1
+    blocks = np.stack([env.block_pose(i)[1] for i in range(2)])
+    turn = axis_angle_to_quat(np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]), np.array([0.8, 1.6]))
+    obs = env.turn_goals(turn)
+    np.testing.assert_allclose(quat_angle(blocks, env.goal), [0.8, 1.6], atol=1e-9)
+    np.testing.assert_allclose(obs["relative_rotvec"], [[0.0, 0.0, 0.8], [1.6, 0.0, 0.0]], atol=1e-5)
+    np.testing.assert_allclose(env.prev_dist, [0.8, 1.6], atol=1e-9)
+    assert env.goal_steps.max() == 0
+    with pytest.raises(ValueError, match="shape"):
+        env.turn_goals(turn[:1])
 
 
 def test_goal_timeout_and_max_successes_end_episodes():

@@ -222,6 +222,19 @@ class BlockReorientEnv(gym.vector.VectorEnv):
             raise ValueError(f"goal max angle must be > 0, got {angle}")
         self.goal_max_angle = min(float(angle), math.pi)
 
+    def turn_goals(self, rotations: np.ndarray) -> dict[str, np.ndarray]:
+        """Make each environment's goal its block's present orientation turned by `rotations` (num_envs unit
+        quaternions [w, x, y, z], in the hand's (world) frame), with a fresh goal clock; returns the observations
+        that now hold. A diagnostic: how a policy does on chosen rotations (benchmarks/hand_axes.py)."""
+        rotations = np.asarray(rotations, dtype=np.float64)
+        if rotations.shape != (self.num_envs, 4):
+            raise ValueError(f"rotations must have shape {(self.num_envs, 4)}, got {rotations.shape}")
+        _, quat = self._poses()
+        self.goal = quat_normalize(quat_multiply(quat_normalize(rotations), quat))
+        self.prev_dist = quat_angle(quat, self.goal)
+        self.goal_steps[:] = 0
+        return self._observe(np.zeros(self.num_envs, bool))
+
     # -- spaces and buffers -------------------------------------------------------------
     def obs_dims(self) -> dict[str, int]:
         """Size of each vector observation (images excluded)."""
