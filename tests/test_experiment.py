@@ -105,6 +105,35 @@ def test_changed_arguments_of_a_finished_run_are_an_error(study, tmp_path, capsy
     one_error_line(capsys.readouterr().err, "run 'sep' finished with other arguments")
 
 
+def test_an_existing_run_stands_in_for_a_setup_run(study, tmp_path, capsys):
+    teacher = load_experiment(study).run_dir("teacher")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "ran").mkdir()
+    path = experiment(tmp_path / "other", defaults={"command": "train-policy", "args": {
+        "teacher": "{teacher}/checkpoint.pt", "algo": "bc", "steps": 80, "set": dict(TINY)}})
+    assert launch.main([str(path), "--use", f"teacher={teacher}", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("[  done]") == 1 and out.count("[   new]") == 2
+    exp = load_experiment(path)
+    assert exp.run_dir("teacher").resolve() == teacher.resolve()
+    assert json.loads(launch.done_record(exp, "teacher").read_text())["reused"] == str(teacher.resolve())
+    assert f"--teacher {exp.run_dir('teacher')}/checkpoint.pt" in out
+    assert launch.main([str(path), "--dry-run"]) == 0  # the link and record stay: no --use needed again
+    assert capsys.readouterr().out.count("[  done]") == 1
+    row = report.run_table(report.load_runs(exp))[1]
+    assert row[3] == f"reused {teacher.resolve()}" and len(row[4]) == 7 and "frames" in row[5]
+    for args, fragment in [(["--use", f"student={teacher}"], "'student' is not a setup run"),
+                           (["--use", f"teacher={tmp_path}"], "no checkpoint.pt there"),
+                           (["--use", f"teacher={exp.run_dir('sep')}"], "no checkpoint.pt there"),
+                           (["--use", "teacher"], "--use takes NAME=DIR")]:
+        assert launch.main([str(path), *args, "--dry-run"]) == 2
+        one_error_line(capsys.readouterr().err, fragment)
+    fresh = experiment(tmp_path / "ran")
+    load_experiment(fresh).run_dir("teacher").mkdir(parents=True)
+    assert launch.main([str(fresh), "--use", f"teacher={teacher}", "--dry-run"]) == 2
+    one_error_line(capsys.readouterr().err, "is a run of this experiment already")
+
+
 def test_an_interrupted_run_resumes(tmp_path):
     exp = load_experiment(experiment(tmp_path))
     run = exp.run_sets[0].runs[0]

@@ -3,6 +3,7 @@
     run-experiment configs/experiments/e2e-study.yaml             # one run after another, here
     run-experiment configs/experiments/e2e-study.yaml --dry-run   # print the commands and what is done
     run-experiment configs/experiments/e2e-study.yaml --ray auto  # compared runs in parallel over Ray
+    run-experiment configs/experiments/hand-study.yaml --use teacher=runs/hand-teacher   # a teacher you have
 
 Setup runs go first, in order (later ones may use earlier ones' outputs). A run is
 finished when it exited 0: run-experiment then writes RUNS_DIR/logs/NAME.done.json
@@ -10,6 +11,11 @@ finished when it exited 0: run-experiment then writes RUNS_DIR/logs/NAME.done.js
 was interrupted continues with --resume when it left a checkpoint. Each run's output
 goes to RUNS_DIR/logs/NAME.log. With --ray the setup runs still go first, then the
 compared runs fan out as Ray tasks (RUNS_DIR must be on a filesystem every node sees).
+
+`--use NAME=DIR` stands an existing run directory (a dataset, a teacher, a pose model made
+elsewhere) in for setup run NAME instead of running it: RUNS_DIR/NAME becomes a link to DIR,
+its record says "reused", and the report's run table shows it as reused with DIR's own name,
+git SHA and final metrics. The link and the record stay, so later calls need no --use.
 """
 
 from __future__ import annotations
@@ -75,12 +81,43 @@ def done_record(exp: Experiment, name: str) -> Path:
     return Path(exp.runs_dir) / "logs" / f"{name}.done.json"
 
 
+def use_existing(exp: Experiment, name: str, directory: str | Path) -> None:
+    """Make the existing run directory `directory` stand in for setup run `name` (see the module's text)."""
+    run = next((r for r in exp.setup if r.name == name), None)
+    if run is None:
+        raise UserError(f"--use: '{name}' is not a setup run of {exp.path} (setup runs: "
+                        f"{', '.join(r.name for r in exp.setup) or 'none'})")
+    source = Path(directory).resolve()
+    command = run.command or exp.defaults.command
+    needs = "dataset.json" if command == "render-shards" else "checkpoint.pt"
+    if not (source / needs).exists():
+        raise UserError(f"--use {name}={directory}: no {needs} there (setup run '{name}' is a {command} run)")
+    link = exp.run_dir(name)
+    if link.is_symlink():
+        if link.resolve() != source:
+            raise UserError(f"--use {name}={directory}: {link} already stands for {link.resolve()}; delete the link "
+                            f"and {done_record(exp, name)} to use another")
+        return
+    if link.exists():
+        raise UserError(f"--use {name}={directory}: {link} is a run of this experiment already; delete it and "
+                        f"{done_record(exp, name)} to use {directory} instead")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    (link.parent / "logs").mkdir(exist_ok=True)
+    link.symlink_to(source, target_is_directory=True)
+    record = {"argv": command_line(exp, run, in_set=False), "reused": str(source), "exit_code": 0,
+              "git_sha": git_sha(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    done_record(exp, name).write_text(json.dumps(record, indent=1) + "\n")
+
+
 def status(exp: Experiment, run: RunSpec, in_set: bool) -> tuple[str, list[str]]:
     """('done' | 'resume' | 'new', argv). A finished run whose command has since changed is an error."""
     argv = command_line(exp, run, in_set)
     record = done_record(exp, run.name)
     if record.exists():
-        previous = json.loads(record.read_text())["argv"]
+        done = json.loads(record.read_text())
+        if done.get("reused"):
+            return "done", argv
+        previous = done["argv"]
         if previous != argv:
             raise UserError(f"run '{run.name}' finished with other arguments ({' '.join(previous[1:])}); delete "
                             f"{exp.run_dir(run.name)} and {record} to run it again")
@@ -213,8 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpus-per-run", type=float, default=0, help="GPUs a Ray task reserves (default 0)")
     p.add_argument("--only", nargs="+", metavar="RUN",
                    help="only these runs (by name; a seeded run's name without -seedK selects all its seeds)")
+    p.add_argument("--use", action="append", default=[], metavar="NAME=DIR",
+                   help="an existing run directory stands in for setup run NAME (repeatable)")
     args = p.parse_args(argv)
     exp = load_experiment(args.experiment)
+    for item in args.use:
+        name, sep, directory = item.partition("=")
+        if not sep or not name or not directory:
+            raise UserError(f"--use takes NAME=DIR, got '{item}'")
+        use_existing(exp, name, directory)
     if args.only:
         names = {n for r, _ in exp.all_runs() for n in (r.name, r.base) if n}
         unknown = [n for n in args.only if n not in names]

@@ -106,7 +106,8 @@ def run_table(runs: list[RunData]) -> list[list[str]]:
         sha = (run.meta.get("git_sha") or run.result.get("git_sha") or "")[:7]
         ckpt = run.dir / "checkpoint.pt"
         seed = run.seed if run.seed is not None else run.meta.get("config", {}).get("seed", "")
-        rows.append([run.meta.get("name", run.name), run.run_set or "(setup)", str(seed), f"{run.command} {args}",
+        config = f"reused {run.dir.resolve()}" if run.dir.is_symlink() else f"{run.command} {args}"
+        rows.append([run.meta.get("name", run.name), run.run_set or "(setup)", str(seed), config,
                      sha, final_metrics(run), str(ckpt) if ckpt.exists() else ""])
     return rows
 
