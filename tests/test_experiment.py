@@ -120,6 +120,9 @@ def test_an_existing_run_stands_in_for_a_setup_run(study, tmp_path, capsys):
     assert f"--teacher {exp.run_dir('teacher')}/checkpoint.pt" in out
     assert launch.main([str(path), "--dry-run"]) == 0  # the link and record stay: no --use needed again
     assert capsys.readouterr().out.count("[  done]") == 1
+    launch.done_record(exp, "teacher").unlink()  # a lost record is written again, never a resume in DIR
+    assert launch.main([str(path), "--use", f"teacher={teacher}", "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("[  done]") == 1
     row = report.run_table(report.load_runs(exp))[1]
     assert row[3] == f"reused {teacher.resolve()}" and len(row[4]) == 7 and "frames" in row[5]
     for args, fragment in [(["--use", f"student={teacher}"], "'student' is not a setup run"),

@@ -97,13 +97,14 @@ def use_existing(exp: Experiment, name: str, directory: str | Path) -> None:
         if link.resolve() != source:
             raise UserError(f"--use {name}={directory}: {link} already stands for {link.resolve()}; delete the link "
                             f"and {done_record(exp, name)} to use another")
-        return
-    if link.exists():
+    elif link.exists():
         raise UserError(f"--use {name}={directory}: {link} is a run of this experiment already; delete it and "
                         f"{done_record(exp, name)} to use {directory} instead")
-    link.parent.mkdir(parents=True, exist_ok=True)
-    (link.parent / "logs").mkdir(exist_ok=True)
-    link.symlink_to(source, target_is_directory=True)
+    else:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(source, target_is_directory=True)
+    # (again) on every --use: without its record a linked run would look interrupted and be resumed in DIR
+    done_record(exp, name).parent.mkdir(exist_ok=True)
     record = {"argv": command_line(exp, run, in_set=False), "reused": str(source), "exit_code": 0,
               "git_sha": git_sha(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     done_record(exp, name).write_text(json.dumps(record, indent=1) + "\n")
