@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dexvision.errors import UserError, cli  # noqa: E402
 from dexvision.policy.checkpoint import build_policy, env_config_of, load_policy_checkpoint  # noqa: E402
 from dexvision.policy.envs import BlockReorientEnv  # noqa: E402
 from dexvision.policy.episodes import obs_tensors  # noqa: E402
@@ -63,6 +64,7 @@ def one_goal(model, env: BlockReorientEnv, axis: tuple[float, ...], angle: float
             "median_steps": float(np.median(steps[ok])) if ok.any() else None}
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a hand-block state policy (train-policy's checkpoint.pt)")
@@ -74,9 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ckpt = load_policy_checkpoint(args.checkpoint)
     if ckpt["task"] != "hand-block" or ckpt["obs"] != "state":
-        print(f"error: {args.checkpoint} is a {ckpt['task']} {ckpt['obs']} policy; this needs a hand-block state "
-              "policy", file=sys.stderr)
-        return 2
+        raise UserError(f"{args.checkpoint} is a {ckpt['task']} {ckpt['obs']} policy; this needs a hand-block "
+                        "state policy")
     model = build_policy(ckpt)
     env = BlockReorientEnv(env_config_of(ckpt, args.physics), args.envs, obs="state")
     rows = []
