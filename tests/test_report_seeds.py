@@ -72,6 +72,8 @@ def test_bootstrap_ci_is_deterministic_and_marks_censored_sets():
     assert stats.speedup_ci([400], [900], censored_other=True).interval()[0] == 0.0  # at most
     assert stats.speedup_ci([900], [400], censored_baseline=True).interval()[1] == math.inf  # at least
     assert stats.speedup_ci([900], [900], True, True).text().startswith("unbounded")
+    assert a.seeds == 2 and stats.speedup_ci([400, 600, 500], [200]).seeds == 1
+    assert "one seed" in stats.speedup_ci([400], [200]).text() and "CI" in a.text()
     with pytest.raises(ValueError):
         stats.speedup_ci([0.0], [1.0])
 
@@ -107,6 +109,8 @@ def test_a_seed_that_never_reached_the_threshold_makes_the_speedup_a_bound(tmp_p
     (Ratio(1.5, 1.2, 1.8, "upper"), (1, math.inf), INCONCLUSIVE, "no difference"),  # the faster set is censored
     (Ratio(1.0, 1.0, 1.0, "none"), (4, 4), INCONCLUSIVE, "no difference"),
     (Ratio(1.1, 1.05, 1.4), (0.8, 1.25), INCONCLUSIVE, "outside the claimed range"),
+    (Ratio(0.1, 0.1, 0.1, seeds=1), (30, 30), INCONCLUSIVE, "one seed"),  # far off, but one seed
+    (Ratio(4.0, 4.0, 4.0, seeds=1), (4, 4), INCONCLUSIVE, "one seed"),  # spot on, but one seed
 ])
 def test_verdict_rules(ratio, claim, verdict, reason):
     found, why = stats.verdict(ratio, claim)

@@ -11,7 +11,9 @@
 - `verdict`: a claimed speed-up range against the measured interval: contradicted when the
   interval excludes every claimed factor, reproduced when it overlaps the claim and excludes 1
   (no difference) on the claimed side (a claim whose range straddles 1, "about the same": when
-  the interval lies inside it), inconclusive otherwise.
+  the interval lies inside it), inconclusive otherwise, and always inconclusive when either set has
+  a single seed: one seed per set says nothing of the spread between seeds, and its "interval"
+  is a point.
 
 Everything here is deterministic: the bootstrap draws from a seeded generator.
 """
@@ -44,12 +46,14 @@ def band(curves: list[tuple[list[float], list[float]]], points: int = 120):
 class Ratio:
     """baseline mean / other mean, with its bootstrap CI. `bound`: '' (an estimate), 'upper' (the other
     set has seeds that never reached the threshold: its true mean is larger, the true ratio smaller),
-    'lower' (the baseline has such seeds) or 'none' (both have: the data bound nothing)."""
+    'lower' (the baseline has such seeds) or 'none' (both have: the data bound nothing). `seeds`: the
+    fewer seeds of the two sets (below 2 the bootstrap has no spread to resample: no verdict)."""
 
     value: float
     low: float
     high: float
     bound: str = ""
+    seeds: int = 2
 
     def interval(self) -> tuple[float, float]:
         """What the data say about the true ratio, with a censored side opened up."""
@@ -64,7 +68,10 @@ class Ratio:
     def text(self) -> str:
         if self.bound == "none":
             return "unbounded (neither set reached the threshold on every seed)"
-        ci = f"{self.value:.2f}x [95% CI {self.low:.2f}-{self.high:.2f}]"
+        if self.seeds < 2:
+            ci = f"{self.value:.2f}x (one seed in a set: no confidence interval)"
+        else:
+            ci = f"{self.value:.2f}x [95% CI {self.low:.2f}-{self.high:.2f}]"
         return {"upper": f"at most {ci}", "lower": f"at least {ci}"}.get(self.bound, ci)
 
 
@@ -83,11 +90,14 @@ def speedup_ci(baseline: list[float], other: list[float], censored_baseline: boo
     o_means = o[rng.integers(0, len(o), (resamples, len(o)))].mean(axis=1)
     low, high = np.percentile(b_means / o_means, [2.5, 97.5])
     bound = {(False, False): "", (False, True): "upper", (True, False): "lower", (True, True): "none"}
-    return Ratio(float(b.mean() / o.mean()), float(low), float(high), bound[(censored_baseline, censored_other)])
+    return Ratio(float(b.mean() / o.mean()), float(low), float(high), bound[(censored_baseline, censored_other)],
+                 seeds=min(len(b), len(o)))
 
 
 def verdict(ratio: Ratio, claim: tuple[float, float]) -> tuple[str, str]:
     """(verdict, reason) for a claimed speed-up range [low, high] (a point claim: low == high)."""
+    if ratio.seeds < 2:
+        return INCONCLUSIVE, "a set has one seed: its spread between seeds is unknown (run 2 or more)"
     lo, hi = ratio.interval()
     c_lo, c_hi = claim
     faster, slower = c_lo >= 1 and c_hi > 1, c_hi <= 1 and c_lo < 1  # the claim's side of 1
