@@ -246,6 +246,50 @@ def test_one_bc_iteration_from_pixels_changes_the_parameters(teacher, tmp_path):
         trainer.tracker.close()
 
 
+def test_cloning_replays_earlier_rollouts_in_its_feature_epochs(teacher, tmp_path):
+    """bc_replay: the feature epochs draw from the newest rollout and the ones kept before it (features and
+    teacher labels, no images); the end-to-end epoch sees the newest alone; optimizer steps are unchanged."""
+    from dexvision.policy.ppo import bc_loss, update
+
+    _vision_checkpoint(tmp_path / "vision.pt")
+    trainer = PolicyTrainer(tiny_config(obs="pixels", algo="bc", teacher=str(teacher), feature_epochs=3,
+                                        bc_replay=3, init_vision=str(tmp_path / "vision.pt"), out=str(tmp_path / "r")))
+    try:
+        kept = []
+        for _ in range(3):
+            metrics = trainer.iterate()
+            kept.append(len(trainer.replay))
+            assert metrics["charts/optimizer_steps"] / trainer.iteration == 10  # (2 + 3 epochs) x 2 minibatches
+        assert kept == [1, 2, 2]  # the newest plus 2 earlier ones
+        assert all("images" not in r.obs and "vision" in r.obs for r in trainer.replay)
+        old = trainer.replay[-1]
+        old.teacher_values.fill_(1234.0)  # marks the oldest rollout's environments
+        rollout, _ = trainer.collector.collect(trainer.stats, label=True)
+        seen = []
+
+        def recording_loss(logits, values, batch, cfg):
+            seen.append((batch["obs"].keys() >= {"images"}, bool((batch["teacher_values"] == 1234.0).any())))
+            return bc_loss(logits, values, batch, cfg, dist_fn=trainer.model.distribution)
+
+        torch.manual_seed(0)
+        out = update(trainer.model, trainer.model, trainer.optimizer, rollout, {}, recording_loss, trainer.cfg.loss,
+                     epochs=1, minibatches=2, chunk=trainer.cfg.chunk, max_grad_norm=1.0,
+                     generator=torch.Generator().manual_seed(0), feature_epochs=40, replay=list(trainer.replay))
+        assert out["optimizer_steps"] == 82 and len(seen) == 82
+        end_to_end, cached = seen[:2], seen[2:]
+        assert all(images and not replayed for images, replayed in end_to_end)
+        assert not any(images for images, _ in cached) and any(replayed for _, replayed in cached)
+    finally:
+        trainer.env.close()
+        trainer.tracker.close()
+
+
+def test_replay_is_refused_where_there_are_no_feature_epochs(tmp_path, capsys):
+    code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--set", "bc_replay=4", *TINY])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, "bc_replay needs behavioural cloning from pixels")
+
+
 def test_bc_then_ppo_switches_phase(teacher, tmp_path):
     trainer = PolicyTrainer(tiny_config(algo="bc+ppo", teacher=str(teacher), steps=80, out=str(tmp_path / "bp")))
     phases = [trainer.iterate()["charts/phase_is_bc"] for _ in range(2)]

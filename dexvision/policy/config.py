@@ -24,6 +24,11 @@ class TrainPolicyConfig:
     chunk: int = 10  # LSTM back-propagation length; the state is carried across chunks
     epochs: int = 2
     feature_epochs: int = 0  # pixels: extra epochs on the vision features of the rollout (vision not updated)
+    # Behavioural cloning from pixels: the feature epochs draw their minibatches from this many rollouts
+    # (the newest and the ones before it, with the features and teacher labels they were collected with:
+    # DAgger's aggregated data set) instead of the newest alone; 0 or 1: the newest only. Same optimizer
+    # steps and minibatch size either way. Not kept in checkpoints: a resumed run refills it.
+    bc_replay: int = 0
     minibatches: int = 4  # per epoch, split by environment
     lr: float = 3e-4
     vision_lr_scale: float = 0.1  # the vision sub-model learns at lr * this (fine-tuning a pretrained encoder)
@@ -87,6 +92,11 @@ class TrainPolicyConfig:
         if self.init_hold_prob and self.env.action_type != "discrete":
             raise ValueError("init_hold_prob needs env.action_type discrete (it favours the middle bin)")
         check_core(self.core, self.mlp_hidden)
+        if self.bc_replay < 0:
+            raise ValueError(f"bc_replay must be >= 0, got {self.bc_replay}")
+        if self.bc_replay > 1 and (self.obs != "pixels" or self.feature_epochs < 1 or self.algo == "ppo"):
+            raise ValueError("bc_replay needs behavioural cloning from pixels with feature_epochs >= 1 "
+                             "(it feeds the feature epochs)")
         if self.kl_target < 0:
             raise ValueError(f"kl_target must be >= 0, got {self.kl_target}")
         if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:

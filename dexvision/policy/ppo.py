@@ -135,6 +135,20 @@ def _sequences(x: torch.Tensor, envs: torch.Tensor, chunk: int) -> torch.Tensor:
     return x.reshape(chunk, (T // chunk) * n, *x.shape[3:])
 
 
+def pool_rollouts(rollouts: list[Rollout]) -> Rollout:
+    """Rollouts of the same length side by side, as one rollout of all their environments; images are
+    left out (the pool feeds epochs on cached vision features)."""
+    if len(rollouts) == 1:
+        return rollouts[0]
+    cat = lambda name, dim=1: torch.cat([getattr(r, name) for r in rollouts], dim)  # noqa: E731
+    obs = {k: torch.cat([r.obs[k] for r in rollouts], 1) for k in rollouts[0].obs if k != "images"}
+    labels = {name: cat(name) if getattr(rollouts[0], name) is not None else None
+              for name in ("teacher_logits", "teacher_values")}
+    return Rollout(obs=obs, starts=cat("starts"), actions=cat("actions"), logprobs=cat("logprobs"),
+                   values=cat("values"), rewards=cat("rewards"), dones=cat("dones"),
+                   chunk_states=cat("chunk_states", 2), **labels)
+
+
 def minibatch(rollout: Rollout, extra: dict[str, torch.Tensor], envs: torch.Tensor, chunk: int) -> dict:
     """Every chunk of the environments `envs` as a batch of sequences, with their initial LSTM states."""
     seq = lambda x: _sequences(x, envs, chunk)  # noqa: E731
@@ -185,13 +199,17 @@ def _flat_grad(params: list[nn.Parameter]) -> torch.Tensor:
 def update(model: nn.Module, forward, optimizer: torch.optim.Optimizer, rollout: Rollout,
            extra: dict[str, torch.Tensor], loss_fn, loss_cfg: LossConfig, *, epochs: int, minibatches: int,
            chunk: int, max_grad_norm: float, world: int = 1, generator: torch.Generator | None = None,
-           feature_epochs: int = 0) -> dict:
+           feature_epochs: int = 0, replay: list[Rollout] | tuple = ()) -> dict:
     """Optimize `loss_fn` over the rollout; returns mean losses, the optimizer steps taken and the
     gradient norms of the first epoch (for NoiseScale).
 
     Pixel policies: the first `epochs` epochs run the vision sub-model on the images
     (end to end); `feature_epochs` more epochs reuse the vision features computed during
     collection, training everything but the vision sub-model at a fraction of the cost.
+    With `replay` (earlier rollouts of the same shape, with their cached features: behavioural
+    cloning's aggregated data), each feature epoch draws as many environments as the rollout has
+    from the newest rollout and the replayed ones together: the same number of optimizer steps on
+    minibatches of the same size, but not all from the episodes being played right now.
     """
     n_envs = rollout.rewards.shape[1]
     if n_envs % minibatches:
@@ -200,11 +218,15 @@ def update(model: nn.Module, forward, optimizer: torch.optim.Optimizer, rollout:
     sums: dict[str, float] = {}
     steps, small_sq, grad_sum = 0, 0.0, None
     has_images = "images" in rollout.obs
+    if replay and extra:
+        raise ValueError("replayed rollouts carry no advantages: replay is for behavioural cloning")
+    pool = pool_rollouts([rollout, *replay]) if has_images and replay else rollout
     for epoch in range(epochs + (feature_epochs if has_images else 0)):
         cached = epoch >= epochs
-        order = torch.randperm(n_envs, generator=generator)
+        source = pool if cached else rollout
+        order = torch.randperm(source.rewards.shape[1], generator=generator)[:n_envs]
         for envs in order.chunk(minibatches):
-            batch = minibatch(rollout, extra, envs, chunk)
+            batch = minibatch(source, extra, envs, chunk)
             obs = {k: v for k, v in batch["obs"].items() if k != ("images" if cached else "vision")}
             logits, values, _ = forward(obs, batch["state"], batch["starts"])
             losses = loss_fn(logits, values, batch, loss_cfg)

@@ -17,6 +17,7 @@ RUN_DIR/metrics.json, logs through dexvision.track (metrics.jsonl, TensorBoard, 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import functools
 import logging
@@ -116,6 +117,8 @@ class PolicyTrainer:
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(param_groups(self.model, cfg.lr, cfg.vision_lr_scale), eps=1e-5)
         self.noise = NoiseScale()
+        # behavioural cloning's earlier rollouts (vision features, no images) for the feature epochs
+        self.replay: collections.deque = collections.deque(maxlen=max(cfg.bc_replay - 1, 0))
         self.reward_scaler = RewardScaler(cfg.num_envs, cfg.gamma)
         self.curriculum = Curriculum(cfg.curriculum)
         self.frames = self.iteration = self.optimizer_steps = 0
@@ -216,7 +219,10 @@ class PolicyTrainer:
         out = update(self.model, self.forward, self.optimizer, rollout, extra, loss_fn, cfg.loss,
                      epochs=cfg.epochs, minibatches=cfg.minibatches, chunk=cfg.chunk,
                      max_grad_norm=cfg.max_grad_norm, world=self.world, generator=self.generator,
-                     feature_epochs=cfg.feature_epochs)
+                     feature_epochs=cfg.feature_epochs, replay=list(self.replay) if phase == "bc" else ())
+        if phase == "bc" and self.replay.maxlen:
+            self.replay.appendleft(dataclasses.replace(
+                rollout, obs={k: v for k, v in rollout.obs.items() if k != "images"}))
         t2 = time.perf_counter()
         if phase == "ppo" and cfg.kl_target:
             self._adapt_lr(out["approx_kl"])
