@@ -21,7 +21,7 @@ from dexvision.policy.checkpoint import env_config_of, load_for_resume, load_pol
 from dexvision.policy.evaluate import evaluate_checkpoint
 from dexvision.policy.loop import EpisodeStats
 from dexvision.policy.model import ActorCritic, PolicyConfig
-from dexvision.policy.ppo import NoiseScale, compute_gae
+from dexvision.policy.ppo import NoiseScale, bc_loss, compute_gae
 from dexvision.policy.train import PolicyTrainer, TrainPolicyConfig
 from dexvision.sim.rotations import axis_angle_to_quat, quat_to_rotvec
 from dexvision.vision.checkpoint import save_checkpoint
@@ -246,37 +246,36 @@ def test_one_bc_iteration_from_pixels_changes_the_parameters(teacher, tmp_path):
         trainer.tracker.close()
 
 
-def test_cloning_replays_earlier_rollouts_in_its_feature_epochs(teacher, tmp_path):
+def test_cloning_replays_earlier_rollouts_in_its_feature_epochs(teacher, tmp_path, monkeypatch):
     """bc_replay: the feature epochs draw from the newest rollout and the ones kept before it (features and
-    teacher labels, no images); the end-to-end epoch sees the newest alone; optimizer steps are unchanged."""
-    from dexvision.policy.ppo import bc_loss, update
-
+    teacher labels, no images); the end-to-end epochs see the newest alone; optimizer steps are unchanged."""
     _vision_checkpoint(tmp_path / "vision.pt")
-    trainer = PolicyTrainer(tiny_config(obs="pixels", algo="bc", teacher=str(teacher), feature_epochs=3,
+    trainer = PolicyTrainer(tiny_config(obs="pixels", algo="bc", teacher=str(teacher), feature_epochs=10,
                                         bc_replay=3, init_vision=str(tmp_path / "vision.pt"), out=str(tmp_path / "r")))
     try:
         kept = []
         for _ in range(3):
             metrics = trainer.iterate()
             kept.append(len(trainer.replay))
-            assert metrics["charts/optimizer_steps"] / trainer.iteration == 10  # (2 + 3 epochs) x 2 minibatches
+            assert metrics["charts/optimizer_steps"] / trainer.iteration == 24  # (2 + 10 epochs) x 2 minibatches
         assert kept == [1, 2, 2]  # the newest plus 2 earlier ones
         assert all("images" not in r.obs and "vision" in r.obs for r in trainer.replay)
-        old = trainer.replay[-1]
-        old.teacher_values.fill_(1234.0)  # marks the oldest rollout's environments
-        rollout, _ = trainer.collector.collect(trainer.stats, label=True)
+        oldest = trainer.replay[-1]
+        oldest.teacher_values.fill_(1234.0)  # marks the oldest rollout's environments
+        oldest.obs["goal"].fill_(1234.0)  # ... in an observation too: labels and inputs must stay paired
         seen = []
 
-        def recording_loss(logits, values, batch, cfg):
-            seen.append((batch["obs"].keys() >= {"images"}, bool((batch["teacher_values"] == 1234.0).any())))
-            return bc_loss(logits, values, batch, cfg, dist_fn=trainer.model.distribution)
+        def recording_loss(logits, values, batch, cfg, dist_fn):
+            marked_label = batch["teacher_values"] == 1234.0
+            marked_input = (batch["obs"]["goal"] == 1234.0).all(-1)
+            assert torch.equal(marked_label, marked_input)
+            seen.append(("images" in batch["obs"], bool(marked_label.any())))
+            return bc_loss(logits, values, batch, cfg, dist_fn=dist_fn)
 
-        torch.manual_seed(0)
-        out = update(trainer.model, trainer.model, trainer.optimizer, rollout, {}, recording_loss, trainer.cfg.loss,
-                     epochs=1, minibatches=2, chunk=trainer.cfg.chunk, max_grad_norm=1.0,
-                     generator=torch.Generator().manual_seed(0), feature_epochs=40, replay=list(trainer.replay))
-        assert out["optimizer_steps"] == 82 and len(seen) == 82
-        end_to_end, cached = seen[:2], seen[2:]
+        monkeypatch.setattr(train_cli, "bc_loss", recording_loss)
+        trainer.iterate()
+        assert len(seen) == 24
+        end_to_end, cached = seen[:4], seen[4:]
         assert all(images and not replayed for images, replayed in end_to_end)
         assert not any(images for images, _ in cached) and any(replayed for _, replayed in cached)
     finally:
@@ -284,8 +283,9 @@ def test_cloning_replays_earlier_rollouts_in_its_feature_epochs(teacher, tmp_pat
         trainer.tracker.close()
 
 
-def test_replay_is_refused_where_there_are_no_feature_epochs(tmp_path, capsys):
-    code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--set", "bc_replay=4", *TINY])
+@pytest.mark.parametrize("sets", [[*TINY], ["--obs", "pixels", "--algo", "bc", "--teacher", "t.pt"]])
+def test_replay_is_refused_where_there_are_no_feature_epochs(tmp_path, capsys, sets):
+    code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--set", "bc_replay=4", *sets])
     assert code == 2
     one_error_line(capsys.readouterr().err, "bc_replay needs behavioural cloning from pixels")
 

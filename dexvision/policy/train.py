@@ -220,7 +220,9 @@ class PolicyTrainer:
                      epochs=cfg.epochs, minibatches=cfg.minibatches, chunk=cfg.chunk,
                      max_grad_norm=cfg.max_grad_norm, world=self.world, generator=self.generator,
                      feature_epochs=cfg.feature_epochs, replay=list(self.replay) if phase == "bc" else ())
-        if phase == "bc" and self.replay.maxlen:
+        if phase == "ppo":
+            self.replay.clear()  # bc+ppo: cloning is over
+        elif self.replay.maxlen:
             self.replay.appendleft(dataclasses.replace(
                 rollout, obs={k: v for k, v in rollout.obs.items() if k != "images"}))
         t2 = time.perf_counter()

@@ -12,8 +12,8 @@
   interval excludes every claimed factor, reproduced when it overlaps the claim and excludes 1
   (no difference) on the claimed side (a claim whose range straddles 1, "about the same": when
   the interval lies inside it), inconclusive otherwise, and always inconclusive when either set has
-  a single seed: one seed per set says nothing of the spread between seeds, and its "interval"
-  is a point.
+  a single seed: a single seed gives its set no spread to resample, so the interval is too narrow
+  (a point when both sets have one).
 
 Everything here is deterministic: the bootstrap draws from a seeded generator.
 """
@@ -47,7 +47,8 @@ class Ratio:
     """baseline mean / other mean, with its bootstrap CI. `bound`: '' (an estimate), 'upper' (the other
     set has seeds that never reached the threshold: its true mean is larger, the true ratio smaller),
     'lower' (the baseline has such seeds) or 'none' (both have: the data bound nothing). `seeds`: the
-    fewer seeds of the two sets (below 2 the bootstrap has no spread to resample: no verdict)."""
+    fewer seeds of the two sets (below 2 the bootstrap has no spread to resample: `verdict` says
+    inconclusive)."""
 
     value: float
     low: float
