@@ -27,7 +27,8 @@ class TrainPolicyConfig:
     # Behavioural cloning from pixels: the feature epochs draw their minibatches from this many rollouts
     # (the newest and the ones before it, with the features and teacher labels they were collected with:
     # DAgger's aggregated data set) instead of the newest alone; 0 or 1: the newest only. Same optimizer
-    # steps and minibatch size either way. Not kept in checkpoints: a resumed run refills it.
+    # steps and minibatch size either way. Not kept in checkpoints: a resumed run refills it. PPO (algo ppo,
+    # and bc+ppo once cloning is over) trains on the newest rollout only, whatever this says.
     bc_replay: int = 0
     minibatches: int = 4  # per epoch, split by environment
     lr: float = 3e-4
@@ -94,7 +95,7 @@ class TrainPolicyConfig:
         check_core(self.core, self.mlp_hidden)
         if self.bc_replay < 0:
             raise ValueError(f"bc_replay must be >= 0, got {self.bc_replay}")
-        if self.bc_replay > 1 and (self.obs != "pixels" or self.feature_epochs < 1 or self.algo == "ppo"):
+        if self.bc_replay > 1 and (self.obs != "pixels" or self.feature_epochs < 1):  # (PPO just ignores it)
             raise ValueError("bc_replay needs behavioural cloning from pixels with feature_epochs >= 1 "
                              "(it feeds the feature epochs)")
         if self.kl_target < 0:
