@@ -290,6 +290,31 @@ def test_replay_is_refused_where_there_are_no_feature_epochs(tmp_path, capsys, s
     one_error_line(capsys.readouterr().err, "bc_replay needs behavioural cloning from pixels")
 
 
+def test_epochs_zero_keeps_the_vision_sub_model_frozen(teacher, tmp_path):
+    """epochs 0: only the feature epochs train; the pretrained vision weights stay exactly as loaded."""
+    _vision_checkpoint(tmp_path / "vision.pt")
+    trainer = PolicyTrainer(tiny_config(obs="pixels", algo="bc", teacher=str(teacher), epochs=0, feature_epochs=3,
+                                        init_vision=str(tmp_path / "vision.pt"), out=str(tmp_path / "f")))
+    try:
+        vision = {k: v.clone() for k, v in trainer.model.vision.state_dict().items()}
+        rest = {k: v.clone() for k, v in trainer.model.state_dict().items() if not k.startswith("vision.")}
+        metrics = trainer.iterate()
+        assert metrics["charts/optimizer_steps"] == 6  # 3 feature epochs x 2 minibatches, none end to end
+        after = trainer.model.state_dict()
+        assert all(torch.equal(v, after["vision." + k]) for k, v in vision.items())
+        assert any(not torch.equal(v, after[k]) for k, v in rest.items() if v.is_floating_point())
+    finally:
+        trainer.env.close()
+        trainer.tracker.close()
+
+
+@pytest.mark.parametrize("sets", [[*TINY], ["--obs", "pixels", "--algo", "bc", "--teacher", "t.pt"]])
+def test_epochs_zero_is_refused_without_feature_epochs(tmp_path, capsys, sets):
+    code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--set", "epochs=0", *sets])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, "epochs 0 (a frozen vision sub-model) needs pixel observations")
+
+
 def test_bc_then_ppo_switches_phase(teacher, tmp_path):
     trainer = PolicyTrainer(tiny_config(algo="bc+ppo", teacher=str(teacher), steps=80, out=str(tmp_path / "bp")))
     phases = [trainer.iterate()["charts/phase_is_bc"] for _ in range(2)]

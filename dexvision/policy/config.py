@@ -22,7 +22,7 @@ class TrainPolicyConfig:
     num_envs: int = 64  # per process
     rollout: int = 40  # steps per environment per iteration (a multiple of chunk)
     chunk: int = 10  # LSTM back-propagation length; the state is carried across chunks
-    epochs: int = 2
+    epochs: int = 2  # pixels: end-to-end epochs through the vision sub-model; 0 keeps it frozen as initialized
     feature_epochs: int = 0  # pixels: extra epochs on the vision features of the rollout (vision not updated)
     # Behavioural cloning from pixels: the feature epochs draw their minibatches from this many rollouts
     # (the newest and the ones before it, with the features and teacher labels they were collected with:
@@ -75,9 +75,14 @@ class TrainPolicyConfig:
             raise ValueError(f"obs must be one of {', '.join(OBS_MODES)}, got {self.obs!r}")
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
-        for name in ("steps", "num_envs", "rollout", "chunk", "epochs", "minibatches", "checkpoint_every"):
+        for name in ("steps", "num_envs", "rollout", "chunk", "minibatches", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.epochs < 0 or self.feature_epochs < 0:
+            raise ValueError(f"epochs and feature_epochs must be >= 0, got {self.epochs} and {self.feature_epochs}")
+        if self.epochs == 0 and (self.obs != "pixels" or self.feature_epochs < 1):
+            raise ValueError("epochs 0 (a frozen vision sub-model) needs pixel observations and feature_epochs >= 1; "
+                             "other policies need epochs >= 1")
         if self.rollout % self.chunk:
             raise ValueError(f"rollout ({self.rollout}) must be a multiple of chunk ({self.chunk})")
         if self.num_envs % self.minibatches:

@@ -114,6 +114,8 @@ class PolicyTrainer:
                 self.model.vision.load_pretrained(vision_weights)
             except ValueError as e:
                 raise UserError(f"--init-vision {cfg.init_vision}: {e}") from None
+        if cfg.epochs == 0:  # a frozen vision sub-model: the feature epochs alone train the rest
+            self.model.vision.requires_grad_(False)
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(param_groups(self.model, cfg.lr, cfg.vision_lr_scale), eps=1e-5)
         self.noise = NoiseScale()
