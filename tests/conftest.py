@@ -32,6 +32,22 @@ def one_error_line(stderr: str, *fragments: str) -> str:
     return lines[0]
 
 
+def vision_checkpoint(path, size: int = 32, cameras: int = 3, task: str | None = "gimbal-block"):
+    """A train-vision checkpoint of a tiny, untrained IMPALA pose model (for --init-vision); returns the model."""
+    import torch  # noqa: PLC0415
+
+    from dexvision.vision.checkpoint import save_checkpoint  # noqa: PLC0415
+    from dexvision.vision.model import PoseNet, PoseNetConfig  # noqa: PLC0415
+
+    torch.manual_seed(1)
+    cfg = PoseNetConfig(arch="impala", image_size=size, num_cameras=cameras, head_hidden=32)
+    model = PoseNet(cfg)
+    extra = {} if task is None else {"task": task}  # checkpoints from before the task was recorded lack it
+    save_checkpoint(path, {"model_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+                           "model": model.state_dict(), "step": 1, **extra})
+    return model
+
+
 def small_config(task: str, **overrides) -> DataConfig:
     sets = [f"task={task}", f"render.image_size={SMALL}"] + [f"{k}={v}" for k, v in overrides.items()]
     return load_config(DataConfig, None, sets)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, one_error_line
+from conftest import TINY, one_error_line, vision_checkpoint
 from dexvision.config import load_config
 from dexvision.policy import evaluate as evaluate_cli
 from dexvision.policy import train as train_cli
@@ -24,8 +24,6 @@ from dexvision.policy.model import ActorCritic, PolicyConfig
 from dexvision.policy.ppo import NoiseScale, bc_loss, compute_gae
 from dexvision.policy.train import PolicyTrainer, TrainPolicyConfig
 from dexvision.sim.rotations import axis_angle_to_quat, quat_to_rotvec
-from dexvision.vision.checkpoint import save_checkpoint
-from dexvision.vision.model import PoseNet, PoseNetConfig
 
 
 def tiny_config(**overrides) -> TrainPolicyConfig:
@@ -145,16 +143,6 @@ def test_lstm_state_is_reset_at_episode_starts():
     assert torch.allclose(fresh, reset) and not torch.allclose(fresh, carried)
 
 
-def _vision_checkpoint(path: Path, size: int = 32, cameras: int = 3, task: str | None = "gimbal-block") -> PoseNet:
-    torch.manual_seed(1)
-    cfg = PoseNetConfig(arch="impala", image_size=size, num_cameras=cameras, head_hidden=32)
-    model = PoseNet(cfg)
-    extra = {} if task is None else {"task": task}  # checkpoints from before the task was recorded lack it
-    save_checkpoint(path, {"model_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-                           "model": model.state_dict(), "step": 1, **extra})
-    return model
-
-
 @pytest.mark.parametrize("kwargs, message", [
     ({"task": "hand-block"}, "was trained on hand-block renders; this policy's task is gimbal-block"),
     ({"cameras": 2}, "was trained on 2 cameras; the environment renders 3"),
@@ -162,7 +150,7 @@ def _vision_checkpoint(path: Path, size: int = 32, cameras: int = 3, task: str |
     ({"size": 64, "task": None}, "was trained on 64 px images"),
 ])
 def test_a_vision_checkpoint_for_other_images_is_refused(teacher, tmp_path, capsys, kwargs, message):
-    _vision_checkpoint(tmp_path / "vision.pt", **kwargs)
+    vision_checkpoint(tmp_path / "vision.pt", **kwargs)
     code = train_cli.main(["--obs", "pixels", "--algo", "bc", "--teacher", str(teacher), "--init-vision",
                            str(tmp_path / "vision.pt"), "--image-size", "32", "--out", str(tmp_path / "run"), *TINY])
     assert code == 2
@@ -171,7 +159,7 @@ def test_a_vision_checkpoint_for_other_images_is_refused(teacher, tmp_path, caps
 
 
 def test_vision_sub_model_receives_the_encoders_weights(tmp_path):
-    pose = _vision_checkpoint(tmp_path / "vision.pt")
+    pose = vision_checkpoint(tmp_path / "vision.pt")
     trainer = PolicyTrainer(tiny_config(obs="pixels", init_vision=str(tmp_path / "vision.pt"),
                                         out=str(tmp_path / "run")))
     try:
@@ -230,7 +218,7 @@ def test_train_policy_writes_a_checkpoint_and_metrics(teacher):
 
 
 def test_one_bc_iteration_from_pixels_changes_the_parameters(teacher, tmp_path):
-    _vision_checkpoint(tmp_path / "vision.pt")
+    vision_checkpoint(tmp_path / "vision.pt")
     trainer = PolicyTrainer(tiny_config(obs="pixels", algo="bc", teacher=str(teacher),
                                         init_vision=str(tmp_path / "vision.pt"), out=str(tmp_path / "bc")))
     try:
@@ -249,7 +237,7 @@ def test_one_bc_iteration_from_pixels_changes_the_parameters(teacher, tmp_path):
 def test_cloning_replays_earlier_rollouts_in_its_feature_epochs(teacher, tmp_path, monkeypatch):
     """bc_replay: the feature epochs draw from the newest rollout and the ones kept before it (features and
     teacher labels, no images); the end-to-end epochs see the newest alone; optimizer steps are unchanged."""
-    _vision_checkpoint(tmp_path / "vision.pt")
+    vision_checkpoint(tmp_path / "vision.pt")
     trainer = PolicyTrainer(tiny_config(obs="pixels", algo="bc", teacher=str(teacher), feature_epochs=10,
                                         bc_replay=3, init_vision=str(tmp_path / "vision.pt"), out=str(tmp_path / "r")))
     try:
@@ -292,7 +280,7 @@ def test_replay_is_refused_where_there_are_no_feature_epochs(tmp_path, capsys, s
 
 def test_epochs_zero_keeps_the_vision_sub_model_frozen(teacher, tmp_path):
     """epochs 0: only the feature epochs train; the pretrained vision weights stay exactly as loaded."""
-    _vision_checkpoint(tmp_path / "vision.pt")
+    vision_checkpoint(tmp_path / "vision.pt")
     trainer = PolicyTrainer(tiny_config(obs="pixels", algo="bc", teacher=str(teacher), epochs=0, feature_epochs=3,
                                         init_vision=str(tmp_path / "vision.pt"), out=str(tmp_path / "f")))
     try:
@@ -313,6 +301,13 @@ def test_epochs_zero_is_refused_without_feature_epochs(tmp_path, capsys, sets):
     code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--set", "epochs=0", *sets])
     assert code == 2
     one_error_line(capsys.readouterr().err, "epochs 0 (a frozen vision sub-model) needs pixel observations")
+
+
+def test_epochs_zero_is_refused_without_a_pretrained_encoder(tmp_path, capsys):
+    code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--obs", "pixels", "--algo", "bc",
+                           "--teacher", "t.pt", "--set", "epochs=0", "--set", "feature_epochs=2"])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, "epochs 0 keeps the vision sub-model frozen: it needs --init-vision")
 
 
 def test_bc_then_ppo_switches_phase(teacher, tmp_path):

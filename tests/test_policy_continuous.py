@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from conftest import one_error_line
+from conftest import one_error_line, vision_checkpoint
 from dexvision.config import load_config
 from dexvision.policy import train as train_cli
 from dexvision.policy.checkpoint import build_policy, load_policy_checkpoint
@@ -262,8 +262,10 @@ def test_hand_pixel_student_clones_a_hand_teacher_with_env_workers(tmp_path):
     finally:
         teacher.env.close()
         teacher.tracker.close()
+    vision_checkpoint(tmp_path / "vision.pt", task="hand-block")
     student_cfg = load_config(TrainPolicyConfig, "configs/policy/hand-student-bc.yaml", tiny + [
         "lstm_hidden=32", "image_size=32", "vision_head_hidden=32", "feature_epochs=1", "env_workers=2",
+        f"init_vision={json.dumps(str(tmp_path / 'vision.pt'))}",
         f"teacher={json.dumps(str(tmp_path / 't' / 'checkpoint.pt'))}", f"out={json.dumps(str(tmp_path / 's'))}"])
     student = PolicyTrainer(student_cfg)
     try:

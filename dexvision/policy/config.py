@@ -83,6 +83,9 @@ class TrainPolicyConfig:
         if self.epochs == 0 and (self.obs != "pixels" or self.feature_epochs < 1):
             raise ValueError("epochs 0 (a frozen vision sub-model) needs pixel observations and feature_epochs >= 1; "
                              "other policies need epochs >= 1")
+        if self.epochs == 0 and not self.init_vision:
+            raise ValueError("epochs 0 keeps the vision sub-model frozen: it needs --init-vision (a random encoder "
+                             "that never trains cannot learn to see); use epochs >= 1 without one")
         if self.rollout % self.chunk:
             raise ValueError(f"rollout ({self.rollout}) must be a multiple of chunk ({self.chunk})")
         if self.num_envs % self.minibatches:
