@@ -271,13 +271,6 @@ def test_cloning_replays_earlier_rollouts_in_its_feature_epochs(teacher, tmp_pat
         trainer.tracker.close()
 
 
-@pytest.mark.parametrize("sets", [[*TINY], ["--obs", "pixels", "--algo", "bc", "--teacher", "t.pt"]])
-def test_replay_is_refused_where_there_are_no_feature_epochs(tmp_path, capsys, sets):
-    code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--set", "bc_replay=4", *sets])
-    assert code == 2
-    one_error_line(capsys.readouterr().err, "bc_replay needs behavioural cloning from pixels")
-
-
 def test_epochs_zero_keeps_the_vision_sub_model_frozen(teacher, tmp_path):
     """epochs 0: only the feature epochs train; the pretrained vision weights stay exactly as loaded."""
     vision_checkpoint(tmp_path / "vision.pt")
@@ -296,18 +289,22 @@ def test_epochs_zero_keeps_the_vision_sub_model_frozen(teacher, tmp_path):
         trainer.tracker.close()
 
 
-@pytest.mark.parametrize("sets", [[*TINY], ["--obs", "pixels", "--algo", "bc", "--teacher", "t.pt"]])
-def test_epochs_zero_is_refused_without_feature_epochs(tmp_path, capsys, sets):
-    code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--set", "epochs=0", *sets])
-    assert code == 2
-    one_error_line(capsys.readouterr().err, "epochs 0 (a frozen vision sub-model) needs pixel observations")
+PIXEL_BC = ["--obs", "pixels", "--algo", "bc", "--teacher", "t.pt"]
 
 
-def test_epochs_zero_is_refused_without_a_pretrained_encoder(tmp_path, capsys):
-    code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--obs", "pixels", "--algo", "bc",
-                           "--teacher", "t.pt", "--set", "epochs=0", "--set", "feature_epochs=2"])
+@pytest.mark.parametrize("sets, message", [
+    ([*TINY, "--set", "bc_replay=4"], "bc_replay needs behavioural cloning from pixels"),
+    ([*PIXEL_BC, "--set", "bc_replay=4"], "bc_replay needs behavioural cloning from pixels"),  # no feature epochs
+    ([*TINY, "--set", "epochs=0"], "epochs 0 (a frozen vision sub-model) needs pixel observations"),
+    ([*PIXEL_BC, "--set", "epochs=0"], "epochs 0 (a frozen vision sub-model) needs pixel observations"),
+    ([*PIXEL_BC, "--set", "epochs=0", "--set", "feature_epochs=2"],
+     "epochs 0 keeps the vision sub-model frozen: it needs --init-vision"),
+])
+def test_cloning_options_are_refused_where_they_cannot_apply(tmp_path, capsys, sets, message):
+    code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), *sets])
     assert code == 2
-    one_error_line(capsys.readouterr().err, "epochs 0 keeps the vision sub-model frozen: it needs --init-vision")
+    one_error_line(capsys.readouterr().err, message)
+    assert not (tmp_path / "x").exists()
 
 
 def test_bc_then_ppo_switches_phase(teacher, tmp_path):
