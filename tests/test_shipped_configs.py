@@ -17,8 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs/policy").glob("*.yaml")), ids=lambda p: p.name)
 def test_policy_configs_load(path):
-    clones = "bc" in yaml.safe_load(path.read_text()).get("algo", "ppo")
-    cfg = load_config(TrainPolicyConfig, str(path), ['teacher="teacher.pt"'] if clones else [])
+    data = yaml.safe_load(path.read_text())
+    sets = ['teacher="teacher.pt"'] if "bc" in data.get("algo", "ppo") else []
+    if data.get("epochs") == 0:  # a frozen vision sub-model is given by --init-vision
+        sets.append('init_vision="vision.pt"')
+    cfg = load_config(TrainPolicyConfig, str(path), sets)
     assert cfg.task in ("gimbal-block", "hand-block") and cfg.algo
 
 
