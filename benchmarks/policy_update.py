@@ -25,7 +25,7 @@ import torch
 from dexvision.config import load_config
 from dexvision.policy.config import TrainPolicyConfig
 from dexvision.policy.envs import BlockReorientEnv, state_keys
-from dexvision.policy.model import ActorCritic, policy_config_for
+from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.policy.ppo import Rollout, bc_loss, update
 from dexvision.policy.train import param_groups
 from dexvision.vision.model import PoseNetConfig
@@ -34,11 +34,10 @@ CONFIG = "configs/policy/hand-student-bc.yaml"
 ADAM = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
-def synthetic_rollout(model: ActorCritic, steps: int, envs: int, chunk: int, images: bool,
+def synthetic_rollout(cfg: PolicyConfig, steps: int, envs: int, chunk: int, images: bool,
                       gen: torch.Generator) -> Rollout:
     """Random inputs and teacher labels of the student's shapes (what the update computes on does not
     depend on the values)."""
-    cfg = model.cfg
     obs = {k: torch.randn(steps, envs, n, generator=gen) for k, n in cfg.value_inputs.items()}
     if images:
         size, cams = cfg.vision["image_size"], cfg.vision["num_cameras"]
@@ -70,8 +69,8 @@ def main() -> None:
                                    normalize_obs=cfg.normalize_obs)
     probe.close()
     gen = torch.Generator().manual_seed(0)
-    rollout = synthetic_rollout(ActorCritic(policy_cfg), cfg.rollout, cfg.num_envs, cfg.chunk, True, gen)
-    replay = [synthetic_rollout(ActorCritic(policy_cfg), cfg.rollout, cfg.num_envs, cfg.chunk, False, gen)
+    rollout = synthetic_rollout(policy_cfg, cfg.rollout, cfg.num_envs, cfg.chunk, True, gen)
+    replay = [synthetic_rollout(policy_cfg, cfg.rollout, cfg.num_envs, cfg.chunk, False, gen)
               for _ in range(cfg.bc_replay - 1)]
     variants = {}
     for mb in args.minibatches:
