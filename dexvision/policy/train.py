@@ -117,8 +117,8 @@ class PolicyTrainer:
         if cfg.epochs == 0:  # a frozen vision sub-model: the feature epochs alone train the rest
             self.model.vision.requires_grad_(False)
         self.model.to(self.device)
-        # fused: Adam's update in one kernel per step, not a dozen per weight tensor (the student takes
-        # ~100 small steps per iteration; 1.2x less update time on 2 cores, BENCHMARKS.md)
+        # fused: Adam's update in one kernel per step, not a dozen per weight tensor (the hand student's
+        # update: 1.15x less time at 144 steps per iteration, 1.08x at its 36; BENCHMARKS.md)
         self.optimizer = torch.optim.Adam(param_groups(self.model, cfg.lr, cfg.vision_lr_scale), eps=1e-5, fused=True)
         self.noise = NoiseScale()
         # behavioural cloning's earlier rollouts (vision features, no images) for the feature epochs
