@@ -4,6 +4,8 @@
     python benchmarks/policy.py teacher --out /tmp/pb # PPO from state, 20 min budget, eval every minute
     python benchmarks/policy.py student --out /tmp/pb --vision VISION_CKPT   # BC from pixels, 30 min
     python benchmarks/policy.py hand --out /tmp/pb --vision VISION_CKPT      # one PPO + one BC iteration
+    python benchmarks/policy.py hand-student --out /tmp/pb [--teacher T --vision V] [--iterations 6]
+                                                      # the shipped hand student's frames/s, and where they go
     python benchmarks/policy.py curves --out /tmp/pb  # docs/policy-curves.png from the two runs above
     python benchmarks/policy.py hand-teacher --out /tmp/pb   # hand-teacher.yaml for 120 min, then evaluations
     python benchmarks/policy.py hand-curves --out /tmp/pb    # docs/hand-teacher-curves.png
@@ -17,6 +19,13 @@ part trains configs/policy/hand-teacher.yaml (greedy evaluation every 10 minutes
 full task), reports frames and minutes to medians of 1, 3 and 10, and evaluates the
 final checkpoint on 20 episodes under both physics profiles (transfer: reference /
 fast).
+
+The hand-student part times the shipped configs/policy/hand-student-bc.yaml (pixels, frozen
+pretrained encoder) for a few iterations: frames/s including the update, and the shares
+of each iteration spent stepping the environments (physics and rendering), in the
+encoder's forward pass and in the update. Its throughput does not depend on how good
+the teacher and the pose model are, so without --teacher / --vision it first makes
+small ones (a 20k-frame hand teacher, a 10-step pose model on 64 renders).
 """
 
 from __future__ import annotations
@@ -124,6 +133,55 @@ def hand(out: Path, vision: str) -> dict:
         it = next(m for m in lines if "perf/env_steps_per_s" in m)
         rows[name] = {"env_steps_per_s": it["perf/env_steps_per_s"], "frames_per_s": it["perf/frames_per_s"]}
     return rows
+
+
+def _median(values: list[float]) -> float:
+    import statistics  # noqa: PLC0415
+
+    return statistics.median(values)
+
+
+def hand_student(out: Path, teacher: str | None, vision: str | None, iterations: int, sets: list[str]) -> dict:
+    """The shipped hand student for `iterations` iterations; medians over all but the first (warm-up)."""
+    if teacher is None:
+        teacher = str(out / "small-teacher" / "checkpoint.pt")
+        if not Path(teacher).exists():
+            train(["--config", "configs/policy/hand-teacher.yaml", "--steps", "20k", "--out", str(out / "small-teacher"),
+                   "--set", "eval_episodes=1"], out / "small-teacher.log")
+    if vision is None:
+        vision = str(out / "small-vision" / "checkpoint.pt")
+        if not Path(vision).exists():
+            for cmd in (["dexvision.datasets.render_shards", "--n", "64", "--shard-size", "32", "--task", "hand-block",
+                         "--image-size", "64", "--out", str(out / "small-renders")],
+                        ["dexvision.vision.train", "--data", str(out / "small-renders"), "--arch", "impala",
+                         "--steps", "10", "--batch-size", "16", "--num-workers", "1", "--out", str(out / "small-vision"),
+                         "--set", "val_every=1000"]):
+                print("$", " ".join(cmd), flush=True)
+                with open(out / "small-vision.log", "a") as f:
+                    subprocess.run([sys.executable, "-m", *cmd], check=True, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    run = out / "hand-student"
+    if run.exists():
+        import shutil  # noqa: PLC0415
+
+        shutil.rmtree(run)
+    frames = iterations * 16 * 40
+    started = time.perf_counter()
+    train(["--config", "configs/policy/hand-student-bc.yaml", "--teacher", teacher, "--init-vision", vision,
+           "--steps", str(frames), "--out", str(run), "--set", "eval_every_min=100000", "--set", "eval_episodes=1",
+           "--set", "log_every_s=0", *[x for kv in sets for x in ("--set", kv)]], out / "hand-student.log")
+    rows = [m for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "perf/frames_per_s" in m]
+    if len(rows) < 2:
+        raise SystemExit(f"hand-student: {len(rows)} iteration(s) logged; need --iterations >= 2")
+    keys = {"frames_per_s": "perf/frames_per_s", "env_steps_per_s": "perf/env_steps_per_s",
+            "collect_fraction": "perf/collect_fraction", "env_fraction": "perf/env_fraction",
+            "vision_fraction": "perf/vision_fraction"}
+    later = rows[1:]
+    result = {k: _median([r[m] for r in later]) for k, m in keys.items() if all(m in r for r in later)}
+    result["update_fraction"] = 1.0 - result["collect_fraction"]
+    result.update({"iterations": len(rows), "per_iteration_frames_per_s": [round(r["perf/frames_per_s"], 1) for r in rows],
+                   "cores_usable": len(os.sched_getaffinity(0)), "sets": sets,
+                   "wall_s": time.perf_counter() - started, "machine": machine()})
+    return result
 
 
 def evaluate(checkpoint: Path, physics: str, log: Path) -> dict:
@@ -244,9 +302,14 @@ def curves(out: Path, png: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("part", choices=["env", "teacher", "student", "hand", "curves", "hand-teacher", "hand-curves"])
+    p.add_argument("part", choices=["env", "teacher", "student", "hand", "hand-student", "curves", "hand-teacher",
+                                    "hand-curves"])
     p.add_argument("--out", default="/tmp/bench-policy", help="run directories and logs")
-    p.add_argument("--vision", help="train-vision checkpoint for --init-vision (student, hand)")
+    p.add_argument("--vision", help="train-vision checkpoint for --init-vision (student, hand, hand-student)")
+    p.add_argument("--teacher", help="hand-student: the state teacher's checkpoint (default: a small one made first)")
+    p.add_argument("--iterations", type=int, default=6, help="hand-student: iterations to time (the first is warm-up)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="hand-student: a config override for train-policy (repeatable)")
     p.add_argument("--teacher-minutes", type=float, default=20)
     p.add_argument("--student-minutes", type=float, default=30)
     p.add_argument("--hand-teacher-minutes", type=float, default=120)
@@ -267,6 +330,8 @@ def main() -> None:
         result = student(out, args.vision, args.student_minutes)
     elif args.part == "hand":
         result = hand(out, args.vision)
+    elif args.part == "hand-student":
+        result = hand_student(out, args.teacher, args.vision, args.iterations, args.sets)
     elif args.part == "hand-teacher":
         result = hand_teacher(out, args.hand_teacher_minutes)
     elif args.part == "hand-curves":

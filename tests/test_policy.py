@@ -229,6 +229,9 @@ def test_one_bc_iteration_from_pixels_changes_the_parameters(teacher, tmp_path):
         changed_vision = [k for k in before if k.startswith("vision.") and not torch.equal(
             before[k], trainer.model.state_dict()[k])]
         assert changed_vision  # cloning trains the vision sub-model too
+        # where the iteration's time went: stepping (and rendering) plus the encoder fit inside collection
+        shares = metrics["perf/env_fraction"], metrics["perf/vision_fraction"]
+        assert all(0 < s < 1 for s in shares) and sum(shares) < metrics["perf/collect_fraction"] < 1
     finally:
         trainer.env.close()
         trainer.tracker.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import statistics
+import time
 
 import numpy as np
 import torch
@@ -80,6 +81,9 @@ class Collector:
         self.state = model.initial_state(n, device)
         self.teacher_state = teacher.initial_state(n, device) if teacher is not None else None
         self.starts = torch.ones(n, device=device)
+        # seconds the last collect() spent stepping the environments (physics, and rendering for pixels)
+        # and in the vision sub-model's forward pass: where collection's time goes
+        self.timing = {"env_s": 0.0, "vision_s": 0.0}
 
     @torch.no_grad()
     def collect(self, stats: EpisodeStats, label: bool = False) -> tuple[Rollout, torch.Tensor]:
@@ -91,12 +95,15 @@ class Collector:
                                                   "teacher_logits", "teacher_values")}
         obs_steps: dict[str, list] = {}
         chunk_states = []
+        env_s = vision_s = 0.0
         for t in range(T):
             if t % self.chunk == 0:
                 chunk_states.append(self.state)
             if self.model.vision is not None:
                 # computed once here; kept in the rollout for the cheap feature epochs of the update
+                tick = time.perf_counter()
                 self.obs["vision"] = self.model.vision_features(self.obs["images"].unsqueeze(0))[0]
+                vision_s += time.perf_counter() - tick
             self.model.observe(self.obs)  # input moments (models that normalize their inputs)
             action, logprob, _, value, _, self.state = self.model.get_action_and_value(
                 self.obs, self.state, self.starts, generator=self.generator)
@@ -108,7 +115,9 @@ class Collector:
                 steps["teacher_values"].append(t_value)
             for k, v in self.obs.items():
                 obs_steps.setdefault(k, []).append(v)
+            tick = time.perf_counter()
             obs, reward, _, _, info = self.env.step(action.cpu().numpy())
+            env_s += time.perf_counter() - tick
             stats.add(info)
             done = torch.from_numpy(info["done_mask"].astype(np.float32)).to(self.device)
             steps["starts"].append(self.starts)
@@ -121,6 +130,7 @@ class Collector:
             self.starts = done
         # The value after the last step: one more forward pass (its state is not kept).
         _, _, _, next_value, _, _ = self.model.get_action_and_value(self.obs, self.state, self.starts)
+        self.timing = {"env_s": env_s, "vision_s": vision_s}
         stacked = {k: torch.stack(v) if v else None for k, v in steps.items()}
         rollout = Rollout(obs={k: torch.stack(v) for k, v in obs_steps.items()}, chunk_states=torch.stack(chunk_states),
                           **stacked)

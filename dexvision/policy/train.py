@@ -245,7 +245,12 @@ class PolicyTrainer:
             "charts/phase_is_bc": float(phase == "bc"), "charts/goal_max_angle": self.curriculum.max_angle,
             "perf/env_steps_per_s": new_frames / max(t1 - t0, 1e-9), "perf/frames_per_s": new_frames / (t2 - t0),
             "perf/collect_fraction": (t1 - t0) / (t2 - t0), "charts/learning_rate": self.optimizer.param_groups[0]["lr"],
+            # within the iteration's wall time: stepping the environments (physics, and rendering for
+            # pixels), and the vision sub-model's forward pass while acting
+            "perf/env_fraction": self.collector.timing["env_s"] / (t2 - t0),
         })
+        if self.model.vision is not None:
+            metrics["perf/vision_fraction"] = self.collector.timing["vision_s"] / (t2 - t0)
         if noise is not None:
             metrics["charts/gradient_noise_scale"] = noise
         metrics.update(self.stats.metrics())

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The shipped hand pixel student (configs/policy/hand-student-bc.yaml) on a GPU node, in three shapes:
+#
+#   bash benchmarks/gpu_student.sh TEACHER_CKPT VISION_CKPT
+#
+#   node     every core, render workers on the GPU's EGL, the policy on CUDA
+#   2c+gpu   2 cores (taskset -c 0,1), render workers on the GPU's EGL, the policy on CUDA
+#   2c+egl   2 cores, render workers on the GPU's EGL, the policy on the CPU (CUDA_VISIBLE_DEVICES empty)
+# and the fast hand's physics on one core (benchmarks/hand_physics.py), to compare the node's cores
+# with the 2-core VM's. Each shape runs `benchmarks/policy.py hand-student` (ITERATIONS iterations,
+# default 6, medians over all but the first). Results: $OUT/gpu_student.json and $OUT/gpu_student.log.
+# Set-up on a machine without the packages: as for benchmarks/gpu.sh (wheels and GL loader packages).
+set -u
+TEACHER=${1:?usage: $0 TEACHER_CKPT VISION_CKPT}
+VISION=${2:?usage: $0 TEACHER_CKPT VISION_CKPT}
+OUT=${OUT:-$PWD/gpu-bench-out}
+PY=${PYTHON:-python3}
+ITERATIONS=${ITERATIONS:-6}
+WORK=${WORK:-/tmp/dexvision-gpu-student}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO" || exit 1
+rm -rf "$WORK"; mkdir -p "$WORK" "$OUT"
+exec > >(tee -a "$OUT/gpu_student.log") 2>&1
+export PYTHONUNBUFFERED=1 PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-egl} MUJOCO_GL=${MUJOCO_GL:-egl}
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$REPO
+NV_EGL=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+if [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && [ -f $NV_EGL ] && ! ls /usr/share/glvnd/egl_vendor.d/*nvidia* >/dev/null 2>&1; then
+  export __EGL_VENDOR_LIBRARY_FILENAMES=$NV_EGL
+fi
+if [ -z "${PYGLET_HEADLESS:-}" ] && ! "$PY" -c "import pyrender" >/dev/null 2>&1; then
+  export PYGLET_HEADLESS=true  # pyglet's X11 path needs libXrender; its EGL path needs no X
+fi
+echo "gpu_student.sh: commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%FT%TZ), $(nproc) cores"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
+LAST=$(($(nproc) - 1))
+
+shape() {  # NAME CPUS CUDA_VISIBLE_DEVICES-or-"all"
+  local name=$1 cpus=$2 cuda=$3 t0
+  t0=$(date +%s)
+  echo "== $name (cpus $cpus, cuda $cuda)"
+  if [ "$cuda" = all ]; then
+    taskset -c "$cpus" "$PY" benchmarks/policy.py hand-student --out "$WORK/$name" --teacher "$TEACHER" \
+      --vision "$VISION" --iterations "$ITERATIONS" >"$WORK/$name.log" 2>&1
+  else
+    CUDA_VISIBLE_DEVICES=$cuda taskset -c "$cpus" "$PY" benchmarks/policy.py hand-student --out "$WORK/$name" \
+      --teacher "$TEACHER" --vision "$VISION" --iterations "$ITERATIONS" >"$WORK/$name.log" 2>&1
+  fi
+  echo "== $name: exit $? after $(($(date +%s) - t0)) s"
+  tail -n 22 "$WORK/$name.log"
+  grep -h "perf\|Error\|error" "$WORK/$name/hand-student.log" 2>/dev/null | tail -n 5
+}
+
+shape node "0-$LAST" all
+shape 2c+gpu 0,1 all
+shape 2c+egl 0,1 ""
+echo "== physics: one core"
+taskset -c 0 "$PY" benchmarks/hand_physics.py --parts env --seconds 3 --env-workers 1 --json "$WORK/physics.json" 2>&1 | tail -n 4
+
+"$PY" - "$WORK" "$OUT/gpu_student.json" <<'EOF'
+import json, pathlib, sys
+work, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+res = {}
+for name in ("node", "2c+gpu", "2c+egl"):
+    p = work / name / "hand-student.json"
+    res[name] = json.loads(p.read_text()) if p.exists() else None
+p = work / "physics.json"
+res["physics"] = json.loads(p.read_text()) if p.exists() else None
+out.write_text(json.dumps(res, indent=1))
+print(json.dumps({k: (v or {}).get("frames_per_s") for k, v in res.items() if k != "physics"}))
+EOF
