@@ -164,7 +164,12 @@ def hand_student(out: Path, teacher: str | None, vision: str | None, iterations:
         import shutil  # noqa: PLC0415
 
         shutil.rmtree(run)
-    frames = iterations * 16 * 40
+    from dexvision.config import apply_override, read_yaml  # noqa: PLC0415
+
+    config = read_yaml(ROOT / "configs" / "policy" / "hand-student-bc.yaml")
+    for kv in sets:
+        apply_override(config, kv)
+    frames = iterations * int(config["num_envs"]) * int(config["rollout"])
     started = time.perf_counter()
     train(["--config", "configs/policy/hand-student-bc.yaml", "--teacher", teacher, "--init-vision", vision,
            "--steps", str(frames), "--out", str(run), "--set", "eval_every_min=100000", "--set", "eval_episodes=1",
