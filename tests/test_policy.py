@@ -211,6 +211,9 @@ def test_train_policy_writes_a_checkpoint_and_metrics(teacher):
     assert ckpt["task"] == "gimbal-block" and ckpt["obs"] == "state" and ckpt["frames"] == 80
     result = json.loads((teacher.parent / "metrics.json").read_text())
     assert result["frames"] == 80 and result["evaluation"]["episodes"] == 2
+    shares = result["time_shares"]  # a state policy: no encoder
+    assert set(shares) == {"collect", "env", "update"} and 0 < shares["env"] < shares["collect"] < 1
+    assert shares["collect"] + shares["update"] == pytest.approx(1.0)
     lines = [json.loads(x) for x in (teacher.parent / "metrics.jsonl").read_text().splitlines()]
     trained = [x for x in lines if "losses/policy" in x]
     assert trained and all({"losses/value", "losses/entropy", "charts/mean_reward"} <= set(x) for x in trained)
@@ -232,6 +235,7 @@ def test_one_bc_iteration_from_pixels_changes_the_parameters(teacher, tmp_path):
         # where the iteration's time went: stepping (and rendering) plus the encoder fit inside collection
         shares = metrics["perf/env_fraction"], metrics["perf/vision_fraction"]
         assert all(0 < s < 1 for s in shares) and sum(shares) < metrics["perf/collect_fraction"] < 1
+        assert trainer.time_shares()["vision"] == pytest.approx(metrics["perf/vision_fraction"])
     finally:
         trainer.env.close()
         trainer.tracker.close()

@@ -126,6 +126,8 @@ class PolicyTrainer:
         self.reward_scaler = RewardScaler(cfg.num_envs, cfg.gamma)
         self.curriculum = Curriculum(cfg.curriculum)
         self.frames = self.iteration = self.optimizer_steps = 0
+        # seconds of this process's iterations by phase (not kept across --resume): where the time went
+        self.seconds = {"iterations": 0.0, "collect": 0.0, "env": 0.0, "vision": 0.0}
         self._restore(self.scaffold.restore(load_policy_checkpoint))
 
     def _start(self) -> None:
@@ -233,6 +235,9 @@ class PolicyTrainer:
         if phase == "ppo" and cfg.kl_target:
             self._adapt_lr(out["approx_kl"])
         new_frames = rollout.rewards.numel() * self.world
+        for key, seconds in (("iterations", t2 - t0), ("collect", t1 - t0), ("env", self.collector.timing["env_s"]),
+                             ("vision", self.collector.timing["vision_s"])):
+            self.seconds[key] += seconds
         self.frames += new_frames
         self.iteration += 1
         self.optimizer_steps += out["optimizer_steps"]
@@ -302,6 +307,18 @@ class PolicyTrainer:
             bar.close()
         return metrics, False
 
+    def time_shares(self) -> dict[str, float]:
+        """Fractions of this process's iteration time: collecting (of which stepping the environments, with
+        rendering for pixels, and the vision sub-model's forward pass) and updating."""
+        total = self.seconds["iterations"]
+        if total <= 0:
+            return {}
+        shares = {"collect": self.seconds["collect"] / total, "env": self.seconds["env"] / total}
+        if self.model.vision is not None:
+            shares["vision"] = self.seconds["vision"] / total
+        shares["update"] = 1.0 - shares["collect"]
+        return shares
+
     def run(self) -> dict:
         cfg = self.cfg
         try:
@@ -319,7 +336,7 @@ class PolicyTrainer:
             "train_episodes": self.stats.total, "world_size": self.world, "git_sha": git_sha(),
             "physics": self.env_cfg.physics, "env_workers": self.env_workers,
             "curriculum": self.curriculum.state_dict(), "checkpoint": str(self.scaffold.ckpt_path),
-            "last_metrics": metrics,
+            "time_shares": self.time_shares(), "last_metrics": metrics,
         }
         if self.tracker is not None:
             closing = {**{f"eval/{k}": v for k, v in final.items()}, "perf/wall_time_s": wall,
@@ -386,6 +403,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['wall_time_s']:.0f} s ({result['frames_per_s']:.0f} frames/s); greedy evaluation over "
               f"{e.get('episodes', 0)} episodes: successes mean {e.get('mean_successes', 0):.1f}, "
               f"median {e.get('median_successes', 0):g}")
+        shares = result["time_shares"]
+        if shares:
+            inside = f"environments {shares['env']:.0%}"
+            if "vision" in shares:
+                inside += f", encoder {shares['vision']:.0%}"
+            print(f"iterations' time: collection {shares['collect']:.0%} ({inside}), update {shares['update']:.0%}")
     return 0
 
 
