@@ -34,23 +34,9 @@ esac
 OUT=${OUT:-$PWD/gpu-bench-out}
 PY=${PYTHON:-python3}
 WORK=${WORK:-/tmp/dexvision-gpu-bench}
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-cd "$REPO" || exit 1
-rm -rf "$WORK"; mkdir -p "$WORK" "$OUT"
-exec > >(tee -a "$OUT/gpu.log") 2>&1
-export PYTHONUNBUFFERED=1 PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-egl} MUJOCO_GL=${MUJOCO_GL:-egl}
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$REPO
-NV_EGL=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-if [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && [ -f $NV_EGL ] && ! ls /usr/share/glvnd/egl_vendor.d/*nvidia* >/dev/null 2>&1; then
-  export __EGL_VENDOR_LIBRARY_FILENAMES=$NV_EGL
-fi
-
-# pyrender imports pyglet, whose X11 path breaks on a machine without libXrender (AttributeError on
-# XRenderFindVisualFormat); its headless (EGL) path does not need X at all.
-if [ -z "${PYGLET_HEADLESS:-}" ] && ! "$PY" -c "import pyrender" >"$WORK/pyrender-import.log" 2>&1; then
-  echo "pyrender does not import ($(tail -n 1 "$WORK/pyrender-import.log")): PYGLET_HEADLESS=true"
-  export PYGLET_HEADLESS=true
-fi
+LOG=gpu.log
+# shellcheck source=benchmarks/gpu_env.sh
+source "$(dirname "$0")/gpu_env.sh"
 
 # run NAME SECONDS CMD...: one guarded step; its exit status goes to $WORK/rc-NAME; never longer than
 # the time left before DEADLINE_S (a step with under 10 s left is skipped and recorded as such).

@@ -17,19 +17,9 @@ OUT=${OUT:-$PWD/gpu-bench-out}
 PY=${PYTHON:-python3}
 ITERATIONS=${ITERATIONS:-6}
 WORK=${WORK:-/tmp/dexvision-gpu-student}
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-cd "$REPO" || exit 1
-rm -rf "$WORK"; mkdir -p "$WORK" "$OUT"
-exec > >(tee -a "$OUT/gpu_student.log") 2>&1
-export PYTHONUNBUFFERED=1 PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-egl} MUJOCO_GL=${MUJOCO_GL:-egl}
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$REPO
-NV_EGL=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-if [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && [ -f $NV_EGL ] && ! ls /usr/share/glvnd/egl_vendor.d/*nvidia* >/dev/null 2>&1; then
-  export __EGL_VENDOR_LIBRARY_FILENAMES=$NV_EGL
-fi
-if [ -z "${PYGLET_HEADLESS:-}" ] && ! "$PY" -c "import pyrender" >/dev/null 2>&1; then
-  export PYGLET_HEADLESS=true  # pyglet's X11 path needs libXrender; its EGL path needs no X
-fi
+LOG=gpu_student.log
+# shellcheck source=benchmarks/gpu_env.sh
+source "$(dirname "$0")/gpu_env.sh"
 echo "gpu_student.sh: commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%FT%TZ), $(nproc) cores"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
 LAST=$(($(nproc) - 1))
