@@ -103,6 +103,8 @@ class Collector:
                 # computed once here; kept in the rollout for the cheap feature epochs of the update
                 tick = time.perf_counter()
                 self.obs["vision"] = self.model.vision_features(self.obs["images"].unsqueeze(0))[0]
+                if self.device.type == "cuda":  # count the kernels, not their launch (acting syncs right after)
+                    torch.cuda.synchronize(self.device)
                 vision_s += time.perf_counter() - tick
             self.model.observe(self.obs)  # input moments (models that normalize their inputs)
             action, logprob, _, value, _, self.state = self.model.get_action_and_value(
