@@ -11,8 +11,10 @@
 # default 6, medians over all but the first). Results: $OUT/gpu_student.json and $OUT/gpu_student.log.
 # Set-up on a machine without the packages: as for benchmarks/gpu.sh (wheels and GL loader packages).
 set -u
-TEACHER=${1:?usage: $0 TEACHER_CKPT VISION_CKPT}
-VISION=${2:?usage: $0 TEACHER_CKPT VISION_CKPT}
+TEACHER=$(realpath "${1:?usage: $0 TEACHER_CKPT VISION_CKPT}")
+VISION=$(realpath "${2:?usage: $0 TEACHER_CKPT VISION_CKPT}")
+for f in "$TEACHER" "$VISION"; do [ -f "$f" ] || { echo "$0: no checkpoint at ${f:-the given path}" >&2; exit 2; }; done
+SHAPE_LIMIT_S=${SHAPE_LIMIT_S:-240}  # each shape is stopped after this long: a hang costs only itself
 OUT=${OUT:-$PWD/gpu-bench-out}
 PY=${PYTHON:-python3}
 ITERATIONS=${ITERATIONS:-6}
@@ -25,17 +27,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 LAST=$(($(nproc) - 1))
 
 shape() {  # NAME CPUS CUDA_VISIBLE_DEVICES-or-"all"
-  local name=$1 cpus=$2 cuda=$3 t0
+  local name=$1 cpus=$2 cuda=$3 t0 rc envs=()
+  [ "$cuda" = all ] || envs=("CUDA_VISIBLE_DEVICES=$cuda")
   t0=$(date +%s)
   echo "== $name (cpus $cpus, cuda $cuda)"
-  if [ "$cuda" = all ]; then
-    taskset -c "$cpus" "$PY" benchmarks/policy.py hand-student --out "$WORK/$name" --teacher "$TEACHER" \
-      --vision "$VISION" --iterations "$ITERATIONS" >"$WORK/$name.log" 2>&1
-  else
-    CUDA_VISIBLE_DEVICES=$cuda taskset -c "$cpus" "$PY" benchmarks/policy.py hand-student --out "$WORK/$name" \
-      --teacher "$TEACHER" --vision "$VISION" --iterations "$ITERATIONS" >"$WORK/$name.log" 2>&1
-  fi
-  echo "== $name: exit $? after $(($(date +%s) - t0)) s"
+  env "${envs[@]}" timeout -k 5 "$SHAPE_LIMIT_S" taskset -c "$cpus" "$PY" benchmarks/policy.py hand-student \
+    --out "$WORK/$name" --teacher "$TEACHER" --vision "$VISION" --iterations "$ITERATIONS" >"$WORK/$name.log" 2>&1
+  rc=$?
+  echo "== $name: exit $rc after $(($(date +%s) - t0)) s"
   tail -n 22 "$WORK/$name.log"
   grep -h "perf\|Error\|error" "$WORK/$name/hand-student.log" 2>/dev/null | tail -n 5
 }
@@ -44,7 +43,7 @@ shape node "0-$LAST" all
 shape 2c+gpu 0,1 all
 shape 2c+egl 0,1 ""
 echo "== physics: one core"
-taskset -c 0 "$PY" benchmarks/hand_physics.py --parts env --seconds 3 --env-workers 1 --json "$WORK/physics.json" 2>&1 | tail -n 4
+timeout -k 5 60 taskset -c 0 "$PY" benchmarks/hand_physics.py --parts env --seconds 3 --env-workers 1 --json "$WORK/physics.json" 2>&1 | tail -n 4
 
 "$PY" - "$WORK" "$OUT/gpu_student.json" <<'EOF'
 import json, pathlib, sys

@@ -171,9 +171,11 @@ def hand_student(out: Path, teacher: str | None, vision: str | None, iterations:
         apply_override(config, kv)
     frames = iterations * int(config["num_envs"]) * int(config["rollout"])
     started = time.perf_counter()
+    # the overrides first: the benchmark's own settings (frames, logging, no evaluation) come last and win
     train(["--config", "configs/policy/hand-student-bc.yaml", "--teacher", teacher, "--init-vision", vision,
-           "--steps", str(frames), "--out", str(run), "--set", "eval_every_min=100000", "--set", "eval_episodes=1",
-           "--set", "log_every_s=0", *[x for kv in sets for x in ("--set", kv)]], out / "hand-student.log")
+           *[x for kv in sets for x in ("--set", kv)], "--steps", str(frames), "--out", str(run),
+           "--set", "eval_every_min=100000", "--set", "eval_episodes=1", "--set", "log_every_s=0"],
+          out / "hand-student.log")
     rows = [m for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "perf/frames_per_s" in m]
     if len(rows) < 2:
         raise SystemExit(f"hand-student: {len(rows)} iteration(s) logged; need --iterations >= 2")

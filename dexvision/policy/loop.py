@@ -117,8 +117,9 @@ class Collector:
                 steps["teacher_values"].append(t_value)
             for k, v in self.obs.items():
                 obs_steps.setdefault(k, []).append(v)
+            actions = action.cpu().numpy()
             tick = time.perf_counter()
-            obs, reward, _, _, info = self.env.step(action.cpu().numpy())
+            obs, reward, _, _, info = self.env.step(actions)
             env_s += time.perf_counter() - tick
             stats.add(info)
             done = torch.from_numpy(info["done_mask"].astype(np.float32)).to(self.device)
