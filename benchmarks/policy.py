@@ -84,7 +84,10 @@ def train(args: list[str], log: Path) -> None:
     cmd = [sys.executable, "-m", "dexvision.policy.train", *args]
     print("$", " ".join(cmd[2:]), flush=True)
     with open(log, "w") as f:
-        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+    if code:  # the command's own last line says why (a user error is one line); the rest is in the log
+        lines = [x for x in log.read_text(errors="replace").splitlines() if x.strip()]
+        raise SystemExit(f"train-policy exited with {code}: {lines[-1] if lines else '(no output)'} (log: {log})")
 
 
 def first_reaching(run: Path, key: str, threshold: float) -> dict | None:
