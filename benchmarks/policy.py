@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -80,14 +81,20 @@ def env_throughput(seconds: float = 5.0) -> list[dict]:
     return rows
 
 
-def train(args: list[str], log: Path) -> None:
-    cmd = [sys.executable, "-m", "dexvision.policy.train", *args]
+def run_module(module: str, args: list[str], log: Path) -> None:
+    """`python -m module args...` from the repository root, its output appended to `log`."""
+    cmd = [sys.executable, "-m", module, *args]
     print("$", " ".join(cmd[2:]), flush=True)
-    with open(log, "w") as f:
+    with open(log, "a") as f:
         code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT).returncode
     if code:  # the command's own last line says why (a user error is one line); the rest is in the log
         lines = [x for x in log.read_text(errors="replace").splitlines() if x.strip()]
-        raise SystemExit(f"train-policy exited with {code}: {lines[-1] if lines else '(no output)'} (log: {log})")
+        raise SystemExit(f"{module} exited with {code}: {lines[-1] if lines else '(no output)'} (log: {log})")
+
+
+def train(args: list[str], log: Path) -> None:
+    log.unlink(missing_ok=True)  # one log per run
+    run_module("dexvision.policy.train", args, log)
 
 
 def first_reaching(run: Path, key: str, threshold: float) -> dict | None:
@@ -138,30 +145,21 @@ def hand(out: Path, vision: str) -> dict:
     return rows
 
 
-def _median(values: list[float]) -> float:
-    import statistics  # noqa: PLC0415
-
-    return statistics.median(values)
-
-
 def hand_student(out: Path, teacher: str | None, vision: str | None, iterations: int, sets: list[str]) -> dict:
     """The shipped hand student for `iterations` iterations; medians over all but the first (warm-up)."""
     if teacher is None:
         teacher = str(out / "small-teacher" / "checkpoint.pt")
         if not Path(teacher).exists():
-            train(["--config", "configs/policy/hand-teacher.yaml", "--steps", "20k", "--out", str(out / "small-teacher"),
-                   "--set", "eval_episodes=1"], out / "small-teacher.log")
+            train(["--config", "configs/policy/hand-teacher.yaml", "--steps", "20k",
+                   "--out", str(out / "small-teacher"), "--set", "eval_episodes=1"], out / "small-teacher.log")
     if vision is None:
         vision = str(out / "small-vision" / "checkpoint.pt")
         if not Path(vision).exists():
-            for cmd in (["dexvision.datasets.render_shards", "--n", "64", "--shard-size", "32", "--task", "hand-block",
-                         "--image-size", "64", "--out", str(out / "small-renders")],
-                        ["dexvision.vision.train", "--data", str(out / "small-renders"), "--arch", "impala",
-                         "--steps", "10", "--batch-size", "16", "--num-workers", "1", "--out", str(out / "small-vision"),
-                         "--set", "val_every=1000"]):
-                print("$", " ".join(cmd), flush=True)
-                with open(out / "small-vision.log", "a") as f:
-                    subprocess.run([sys.executable, "-m", *cmd], check=True, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+            run_module("dexvision.datasets.render_shards", ["--n", "64", "--shard-size", "32", "--task", "hand-block",
+                       "--image-size", "64", "--out", str(out / "small-renders")], out / "small-vision.log")
+            run_module("dexvision.vision.train", ["--data", str(out / "small-renders"), "--arch", "impala", "--steps",
+                       "10", "--batch-size", "16", "--num-workers", "1", "--out", str(out / "small-vision"),
+                       "--set", "val_every=1000"], out / "small-vision.log")
     run = out / "hand-student"
     if run.exists():
         import shutil  # noqa: PLC0415
@@ -186,9 +184,10 @@ def hand_student(out: Path, teacher: str | None, vision: str | None, iterations:
             "collect_fraction": "perf/collect_fraction", "env_fraction": "perf/env_fraction",
             "vision_fraction": "perf/vision_fraction"}
     later = rows[1:]
-    result = {k: _median([r[m] for r in later]) for k, m in keys.items() if all(m in r for r in later)}
+    result = {k: statistics.median([r[m] for r in later]) for k, m in keys.items() if all(m in r for r in later)}
     result["update_fraction"] = 1.0 - result["collect_fraction"]
-    result.update({"iterations": len(rows), "per_iteration_frames_per_s": [round(r["perf/frames_per_s"], 1) for r in rows],
+    result.update({"iterations": len(rows),
+                   "per_iteration_frames_per_s": [round(r["perf/frames_per_s"], 1) for r in rows],
                    "cores_usable": len(os.sched_getaffinity(0)), "sets": sets,
                    "wall_s": time.perf_counter() - started, "machine": machine()})
     return result
@@ -196,11 +195,9 @@ def hand_student(out: Path, teacher: str | None, vision: str | None, iterations:
 
 def evaluate(checkpoint: Path, physics: str, log: Path) -> dict:
     out = log.with_suffix(".json")
-    cmd = [sys.executable, "-m", "dexvision.policy.evaluate", "--checkpoint", str(checkpoint), "--episodes", "20",
-           "--physics", physics, "--out", str(out)]
-    print("$", " ".join(cmd[2:]), flush=True)
-    with open(log, "w") as f:
-        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    log.unlink(missing_ok=True)
+    run_module("dexvision.policy.evaluate", ["--checkpoint", str(checkpoint), "--episodes", "20", "--physics", physics,
+               "--out", str(out)], log)
     return json.loads(out.read_text())
 
 
