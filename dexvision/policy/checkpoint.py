@@ -62,9 +62,9 @@ def env_config_of(ckpt: dict, physics: str | None = None) -> EnvConfig:
 
 
 # What an action means: a teacher's labels only make sense to a student whose actions mean the same.
-ACTION_FIELDS = ("action_type", "action_mode", "relative_step", "action_bins", "control_period")
+ACTION_FIELDS = ("action_type", "action_mode", "relative_step", "action_bins", "control_period", "action_average")
 # What the teacher's state inputs hold: the student's environment computes them for it.
-STATE_FIELDS = ("fingertips", "goal_frame")
+STATE_FIELDS = ("fingertips", "goal_frame", "goal_repr", "goal_clock")
 
 
 def load_teacher(path: str | Path, task: str, env: EnvConfig | None = None) -> tuple[ActorCritic, dict]:

@@ -8,8 +8,9 @@ from dexvision.policy.curriculum import CurriculumConfig
 from dexvision.policy.envs import OBS_MODES, EnvConfig
 from dexvision.policy.model import check_core
 from dexvision.policy.ppo import LossConfig
+from dexvision.policy.sac import SacConfig
 
-ALGOS = ("ppo", "bc", "bc+ppo")
+ALGOS = ("ppo", "bc", "bc+ppo", "sac")
 
 
 @dataclasses.dataclass
@@ -37,6 +38,10 @@ class TrainPolicyConfig:
     gae_lambda: float = 0.95
     max_grad_norm: float = 0.5
     normalize_rewards: bool = True  # PPO: rewards / running std of the discounted return (value targets ~ 1)
+    # PPO: an episode cut off by a time limit (the goal clock, max_successes, max_episode_steps) bootstraps its
+    # return from the value of the observation it ended on, kept through the autoreset (info["final_obs"]); off,
+    # a truncation counts as the end of all reward (state policies only: final observations have no images)
+    bootstrap_truncated: bool = False
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     embed_dim: int = 512
     lstm_hidden: int = 256
@@ -69,6 +74,7 @@ class TrainPolicyConfig:
     time_limit_min: float = 0.0  # stop (evaluate, checkpoint) after this long; 0: no limit
     env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
     curriculum: CurriculumConfig = dataclasses.field(default_factory=CurriculumConfig)
+    sac: SacConfig = dataclasses.field(default_factory=SacConfig)  # algo sac (dexvision.policy.offpolicy)
 
     def __post_init__(self):
         if self.obs not in OBS_MODES:
@@ -86,11 +92,11 @@ class TrainPolicyConfig:
         if self.epochs == 0 and not self.init_vision:
             raise ValueError("epochs 0 keeps the vision sub-model frozen: it needs --init-vision (a random encoder "
                              "that never trains cannot learn to see); use epochs >= 1 without one")
-        if self.rollout % self.chunk:
+        if self.rollout % self.chunk and self.algo != "sac":  # (sac: rollout is the steps per logged iteration)
             raise ValueError(f"rollout ({self.rollout}) must be a multiple of chunk ({self.chunk})")
-        if self.num_envs % self.minibatches:
+        if self.num_envs % self.minibatches and self.algo != "sac":
             raise ValueError(f"num_envs ({self.num_envs}) must be divisible by minibatches ({self.minibatches})")
-        if self.algo != "ppo" and not self.teacher:
+        if self.algo in ("bc", "bc+ppo") and not self.teacher:
             raise ValueError(f"--algo {self.algo} needs --teacher (a state policy checkpoint)")
         if self.eval_episodes < 1:
             raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
@@ -106,6 +112,8 @@ class TrainPolicyConfig:
         if self.bc_replay > 1 and (self.obs != "pixels" or self.feature_epochs < 1):  # (PPO just ignores it)
             raise ValueError("bc_replay needs behavioural cloning from pixels with feature_epochs >= 1 "
                              "(it feeds the feature epochs)")
+        if self.bootstrap_truncated and self.obs != "state":
+            raise ValueError("bootstrap_truncated needs --obs state (a final observation holds no images)")
         if self.kl_target < 0:
             raise ValueError(f"kl_target must be >= 0, got {self.kl_target}")
         if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:

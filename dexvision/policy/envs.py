@@ -34,7 +34,11 @@ workers of dexvision.policy.workers), with the same trajectories as the whole. O
 
 Episodes reset automatically within the step that ended them (Gymnasium's
 same-step autoreset); `info["done_mask"]` and the `info["episode_*"]` arrays report
-the episodes that ended.
+the episodes that ended, `info["final_obs"]` (on steps where one ended) what every
+environment observed before its reset, and `info["achieved_quat"]` / `info["step_goal"]`
+the block's orientation after the step and the goal it was played for: what an
+off-policy learner needs to bootstrap a truncated episode and to relabel goals
+(`goal_observation`). `goals="single"` (training only) keeps one goal per episode.
 """
 
 from __future__ import annotations
@@ -59,7 +63,10 @@ OBS_MODES = ("state", "pixels")
 ACTION_MODES = ("absolute", "relative")
 GOAL_FRAMES = ("block", "hand")
 ACTION_TYPES = ("discrete", "continuous")
-ROTATION_REWARDS = ("progress", "inverse")
+ROTATION_REWARDS = ("progress", "inverse", "none")
+GOAL_MODES = ("sequence", "single")
+TIMEOUTS = ("end", "resample")
+GOAL_REPRS = ("rotvec", "matrix")
 FINGERTIP_SITES = tuple(f"robot0:S_{f}tip" for f in ("ff", "mf", "rf", "lf", "th"))
 VELOCITY_SCALE = 0.1  # observed velocities are multiplied by this to keep every input near [-1, 1]
 
@@ -84,7 +91,9 @@ class EnvConfig:
     # towards the goal outweighs the noise that drops and success bonuses put into the returns
     progress_reward: float = 1.0
     # the rotation term: "progress", progress_reward x the decrease of the distance (Learning Dexterity), or
-    # "inverse", 1 / (distance + rotation_eps) every step (Isaac Gym's ShadowHand: denser near the goal)
+    # "inverse", 1 / (distance + rotation_eps) every step (Isaac Gym's ShadowHand: denser near the goal), or
+    # "none": only the success bonus (every step within the threshold, with goals single) and the drop penalty.
+    # inverse and none are functions of (achieved orientation, goal, drop): goal relabelling can recompute them
     rotation_reward: str = "progress"
     rotation_eps: float = 0.1
     position_penalty: float = 0.0  # per metre of the block's distance from its rest point, every step (hand)
@@ -93,6 +102,26 @@ class EnvConfig:
     # gimbal's motors turn the block about its own axes), or "hand", the hand's (world) frame, in which the
     # fingers push and in which Isaac Gym's ShadowHand states it (an MLP cannot easily rotate one into the other)
     goal_frame: str = "block"
+    # how the rotation still to go is stated: "rotvec", a rotation vector (relative_rotvec; its axis flips near
+    # pi), or "matrix", its rotation matrix (relative_rot, continuous everywhere; computed from the observed,
+    # noisy block_rot and the goal, so a relabelled goal's input is the same function of the same observation)
+    goal_repr: str = "rotvec"
+    # "sequence": Learning Dexterity's task (a reached goal is replaced by a new one, up to max_successes);
+    # "single": one goal per episode (training only, as gymnasium-robotics' HandManipulate tasks): reaching it
+    # draws no new one, the episode lasts goal_timeout steps unless the block drops, and its successes are 1
+    # when the last step is within the threshold
+    goals: str = "sequence"
+    # what a goal not reached within goal_timeout steps does: "end" the episode (the task's rule, and what
+    # evaluation plays), or "resample" a new goal and go on (training: a failed goal does not cut the episode's
+    # data short), the episode then truncated after max_episode_steps
+    timeout: str = "end"
+    max_episode_steps: int = 0  # 0: no limit but the task's (needed > 0 with timeout resample)
+    # the observation includes goal_clock, the goal's elapsed steps / goal_timeout: for a value function, which
+    # otherwise cannot see when the goal clock will end an episode
+    goal_clock: bool = False
+    # absolute actions: the command in force moves this fraction of the way to the new one each step (a moving
+    # average, as Isaac Gym's OpenAI ShadowHand variant smooths its targets); 1: the new command at once
+    action_average: float = 1.0
     drop_height: float = 0.1  # a block centre below this height (world z) is a drop (hand-block)
     obs_noise: float = 0.01  # standard deviation of the noise added to state observations
     sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
@@ -121,21 +150,61 @@ class EnvConfig:
             raise ValueError("progress_reward and position_penalty must be >= 0")
         if self.goal_frame not in GOAL_FRAMES:
             raise ValueError(f"goal_frame must be one of {', '.join(GOAL_FRAMES)}, got {self.goal_frame!r}")
+        if self.goal_repr not in GOAL_REPRS:
+            raise ValueError(f"goal_repr must be one of {', '.join(GOAL_REPRS)}, got {self.goal_repr!r}")
+        if self.goals not in GOAL_MODES:
+            raise ValueError(f"goals must be one of {', '.join(GOAL_MODES)}, got {self.goals!r}")
+        if not 0 < self.action_average <= 1:
+            raise ValueError(f"action_average must be in (0, 1], got {self.action_average}")
+        if self.action_average < 1 and self.action_mode != "absolute":
+            raise ValueError("action_average smooths absolute commands: it needs action_mode absolute")
+        if self.timeout not in TIMEOUTS:
+            raise ValueError(f"timeout must be one of {', '.join(TIMEOUTS)}, got {self.timeout!r}")
+        if self.max_episode_steps < 0 or (self.timeout == "resample" and self.max_episode_steps < 1):
+            raise ValueError(f"max_episode_steps must be >= 0, and >= 1 with timeout resample; got "
+                             f"{self.max_episode_steps}")
+        if self.timeout == "resample" and self.goals == "single":
+            raise ValueError("timeout resample draws a new goal: it needs goals sequence")
         if self.rotation_reward not in ROTATION_REWARDS or self.rotation_eps <= 0:
             raise ValueError(f"rotation_reward must be one of {', '.join(ROTATION_REWARDS)} and rotation_eps > 0, "
                              f"got {self.rotation_reward!r} and {self.rotation_eps}")
 
 
-def state_keys(task: str, fingertips: bool = False) -> tuple[str, ...]:
-    """Observation keys of the state (teacher, value function) view of `task` (`fingertips`: see EnvConfig)."""
-    block = ("block_rot", "block_angvel", "goal_rot", "relative_rotvec", "prev_action")
+def state_keys(task: str, fingertips: bool = False, goal_repr: str = "rotvec") -> tuple[str, ...]:
+    """Observation keys of the state (teacher, value function) view of `task` (`fingertips`, `goal_repr`: see
+    EnvConfig)."""
+    relative = "relative_rot" if goal_repr == "matrix" else "relative_rotvec"
+    block = ("block_rot", "block_angvel", "goal_rot", relative, "prev_action")
     if task == "hand-block":
         return ("joint_pos", "joint_vel", "block_pos", "block_linvel") + block + (("fingertip_pos",) * fingertips)
     return block
 
 
 STUDENT_KEYS = ("proprio", "goal")  # plus the images, through the vision sub-model
-NOISELESS_KEYS = ("goal", "goal_rot")  # what the policy is told, not what it measures
+NOISELESS_KEYS = ("goal", "goal_rot", "goal_clock")  # what the policy is told, not what it measures
+VALUE_ONLY_KEYS = ("goal_clock",)  # inputs of the value function alone
+GOAL_KEYS = ("goal", "goal_rot", "relative_rot", "relative_rotvec")  # the observation keys that depend on the goal
+
+
+def relative_rotation(block_rot: np.ndarray, goal_rot: np.ndarray, frame: str) -> np.ndarray:
+    """The rotation from the block to its goal as a flattened matrix, from (N, 9) rotation matrices (the block's
+    may be a noisy observation): goal @ block^T in the hand's frame, block^T @ goal in the block's own."""
+    b, g = block_rot.reshape(-1, 3, 3), goal_rot.reshape(-1, 3, 3)
+    rel = g @ b.transpose(0, 2, 1) if frame == "hand" else b.transpose(0, 2, 1) @ g
+    return rel.reshape(len(b), 9)
+
+
+def goal_observation(obs: dict[str, np.ndarray], goal: np.ndarray, cfg: EnvConfig) -> dict[str, np.ndarray]:
+    """The goal-dependent keys (goal_rot, goal, relative_rot) of a state observation `obs` (its block_rot as
+    observed) had the goal been the unit quaternions `goal` (N, 4): what hindsight relabelling gives a learner.
+    Needs goal_repr matrix (a rotation vector is computed from the true block orientation, which the
+    observation does not hold)."""
+    if cfg.goal_repr != "matrix":
+        raise ValueError("relabelling goals needs env.goal_repr matrix")
+    goal_rot = quat_to_matrix(quat_normalize(goal)).reshape(len(goal), 9).astype(np.float32)
+    out = {"goal_rot": goal_rot, "goal": goal_rot,
+           "relative_rot": relative_rotation(obs["block_rot"], goal_rot, cfg.goal_frame).astype(np.float32)}
+    return out
 
 
 def substeps_for(model: mujoco.MjModel, control_period: float) -> int:
@@ -239,10 +308,13 @@ class BlockReorientEnv(gym.vector.VectorEnv):
     def obs_dims(self) -> dict[str, int]:
         """Size of each vector observation (images excluded)."""
         nj = len(self._hand_q)
-        dims = {"block_rot": 9, "block_angvel": 3, "goal_rot": 9, "relative_rotvec": 3, "prev_action": self.nu,
+        dims = {"block_rot": 9, "block_angvel": 3, "goal_rot": 9, "relative_rotvec": 3, "relative_rot": 9,
+                "prev_action": self.nu, "goal_clock": 1,
                 "joint_pos": nj, "joint_vel": nj, "block_pos": 3, "block_linvel": 3, "goal": 9,
                 "proprio": self.nu + nj, "fingertip_pos": 3 * len(self._tips)}
-        return {k: v for k, v in dims.items() if k in state_keys(self.cfg.task, self.cfg.fingertips) or k in STUDENT_KEYS}
+        keys = state_keys(self.cfg.task, self.cfg.fingertips, self.cfg.goal_repr)
+        return {k: v for k, v in dims.items()
+                if k in keys or k in STUDENT_KEYS or (k == "goal_clock" and self.cfg.goal_clock)}
 
     def _define_spaces(self) -> None:
         single = {k: gym.spaces.Box(-np.inf, np.inf, (d,), np.float32) for k, d in self.obs_dims().items()}
@@ -328,7 +400,9 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         else:
             unit = actions / (self.cfg.action_bins - 1)
         if self.cfg.action_mode == "absolute":
-            self.targets = self._ctrl_low + self._ctrl_span * unit
+            new = self._ctrl_low + self._ctrl_span * unit
+            a = self.cfg.action_average
+            self.targets = new if a >= 1 else a * new + (1.0 - a) * self.targets
         else:
             moved = self.targets + (2.0 * unit - 1.0) * self.cfg.relative_step * self._ctrl_span
             self.targets = np.clip(moved, self._ctrl_low, self._ctrl_low + self._ctrl_span)
@@ -341,6 +415,8 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         dist = self._distance(quat)
         if self.cfg.rotation_reward == "inverse":
             reward = 1.0 / (dist + self.cfg.rotation_eps)
+        elif self.cfg.rotation_reward == "none":
+            reward = np.zeros(self.num_envs)
         else:
             reward = self.cfg.progress_reward * (self.prev_dist - dist)
         if self.cfg.position_penalty:
@@ -349,36 +425,57 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         reward += self.cfg.success_reward * success
         dropped = pos[:, 2] < self.cfg.drop_height if self.scene.task == "hand-block" else np.zeros_like(success)
         reward -= self.cfg.drop_penalty * dropped
-        self.successes += success
-        self.goal_steps = np.where(success, 0, self.goal_steps + 1)
-        for i in np.flatnonzero(success):
-            self.goal[i] = self._new_goal(i)
+        step_goal = self.goal.copy()  # the goal this step was played for (before a success replaces it)
+        if self.cfg.goals == "single":  # one goal per episode: it stays, and the clock runs on
+            self.successes = success.astype(int)
+            self.goal_steps = self.goal_steps + 1
+        else:
+            self.successes += success
+            self.goal_steps = np.where(success, 0, self.goal_steps + 1)
+            renew = success
+            if self.cfg.timeout == "resample":  # a goal out of time is replaced, the episode goes on
+                renew = success | (self.goal_steps >= self.cfg.goal_timeout)
+                self.goal_steps[renew] = 0
+            for i in np.flatnonzero(renew):
+                self.goal[i] = self._new_goal(i)
         self.prev_dist = self._distance(quat)
         self.episode_return += reward
         self.episode_length += 1
         terminated = dropped
-        truncated = ~dropped & ((self.successes >= self.cfg.max_successes) | (self.goal_steps >= self.cfg.goal_timeout))
+        finished = self.successes >= self.cfg.max_successes if self.cfg.goals == "sequence" else False
+        if self.cfg.max_episode_steps:
+            finished = finished | (self.episode_length >= self.cfg.max_episode_steps)
+        truncated = ~dropped & (finished | (self.goal_steps >= self.cfg.goal_timeout))
         done = terminated | truncated
         info = {"done_mask": done, "episode_successes": self.successes.copy(),
                 "episode_return": self.episode_return.copy(), "episode_length": self.episode_length.copy(),
-                "dropped": dropped}
+                "dropped": dropped, "achieved_quat": quat, "step_goal": step_goal}
+        if done.any():
+            # what each environment observed at the end of its step, before an autoreset replaced it (noiseless,
+            # no images): truncated episodes bootstrap from it, as Gymnasium's final_obs
+            info["final_obs"] = self._observe(np.zeros(self.num_envs, bool), noise=False, images=False)
         for i in np.flatnonzero(done):
             self._reset_env(i)
         return self._observe(done), reward.astype(np.float32), terminated, truncated, info
 
     # -- observations -------------------------------------------------------------------
-    def _noisy(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The observations as float32, with Gaussian noise on the measured ones (one draw per environment)."""
-        keys = [k for k in self.obs_dims() if k not in NOISELESS_KEYS]
-        out = {k: obs[k].astype(np.float32) for k in self.obs_dims() if k in NOISELESS_KEYS}
+    def _noisy(self, obs: dict[str, np.ndarray], noise: bool = True) -> dict[str, np.ndarray]:
+        """The observations as float32, with Gaussian noise on the measured ones (one draw per environment);
+        relative_rot follows from the observed block_rot and the goal."""
+        dims = [k for k in self.obs_dims() if k != "relative_rot"]
+        keys = [k for k in dims if k not in NOISELESS_KEYS]
+        out = {k: obs[k].astype(np.float32) for k in dims if k in NOISELESS_KEYS}
         flat = np.concatenate([obs[k] for k in keys], axis=1)
-        if self.cfg.obs_noise:
+        if self.cfg.obs_noise and noise:
             flat = flat + np.stack([r.normal(0.0, self.cfg.obs_noise, flat.shape[1]) for r in self._rngs])
         ends = np.cumsum([obs[k].shape[1] for k in keys])
         out.update(zip(keys, np.split(flat.astype(np.float32), ends[:-1], axis=1)))
+        if "relative_rot" in self.obs_dims():
+            out["relative_rot"] = relative_rotation(out["block_rot"], obs["goal_rot"], self.cfg.goal_frame
+                                                    ).astype(np.float32)
         return out
 
-    def _observe(self, new_episode: np.ndarray) -> dict[str, np.ndarray]:
+    def _observe(self, new_episode: np.ndarray, noise: bool = True, images: bool = True) -> dict[str, np.ndarray]:
         n = self.num_envs
         qpos = np.stack([d.qpos for d in self.datas])
         qvel = np.stack([d.qvel for d in self.datas])
@@ -395,7 +492,7 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         obs = {
             "block_rot": block_rot.reshape(n, 9), "block_angvel": VELOCITY_SCALE * angvel,
             "goal_rot": goal_rot.reshape(n, 9), "relative_rotvec": relative, "prev_action": self.prev_action,
-            "goal": goal_rot.reshape(n, 9),
+            "goal": goal_rot.reshape(n, 9), "goal_clock": (self.goal_steps / self.cfg.goal_timeout)[:, None],
         }
         joint_pos = qpos[:, self._hand_q]
         if self.scene.task == "hand-block":
@@ -405,8 +502,8 @@ class BlockReorientEnv(gym.vector.VectorEnv):
                 tips = np.stack([d.site_xpos[self._tips] for d in self.datas]) - pos[:, None, :]  # from the block
                 obs["fingertip_pos"] = tips.reshape(n, -1) / (2 * BLOCK_HALF_SIZE)
         obs["proprio"] = np.concatenate([self.prev_action, joint_pos], axis=1)
-        out = self._noisy(obs)
-        if self._renderer is not None:
+        out = self._noisy(obs, noise)
+        if self._renderer is not None and images:
             out["images"] = self._renderer.render(qpos, self.render_params, new_episode)
         return out
 

@@ -70,9 +70,14 @@ class Collector:
     """Owns the environment's current observation and both LSTM states between iterations."""
 
     def __init__(self, env, model: ActorCritic, teacher: ActorCritic | None, rollout: int,
-                 chunk: int, device: torch.device, seed: int):
-        """`env`: a BlockReorientEnv or EnvWorkers; `seed` seeds both its episodes and the sampled actions."""
+                 chunk: int, device: torch.device, seed: int, bootstrap_truncated: bool = False):
+        """`env`: a BlockReorientEnv or EnvWorkers; `seed` seeds both its episodes and the sampled actions.
+        `bootstrap_truncated`: record the value of the observation each truncated episode ended on (state
+        policies: a pixel policy's final observation has no images)."""
+        if bootstrap_truncated and model.vision is not None:
+            raise ValueError("bootstrapping truncated episodes needs a state policy (final observations have no images)")
         self.env, self.model, self.teacher = env, model, teacher
+        self.bootstrap_truncated = bootstrap_truncated
         self.generator = torch.Generator().manual_seed(seed)
         self.rollout, self.chunk, self.device = rollout, chunk, device
         n = env.num_envs
@@ -92,7 +97,7 @@ class Collector:
             raise ValueError("labelling needs a teacher")
         T = self.rollout
         steps: dict[str, list] = {k: [] for k in ("starts", "actions", "logprobs", "values", "rewards", "dones",
-                                                  "teacher_logits", "teacher_values")}
+                                                  "teacher_logits", "teacher_values", "bootstrap")}
         obs_steps: dict[str, list] = {}
         chunk_states = []
         env_s = vision_s = 0.0
@@ -119,10 +124,19 @@ class Collector:
                 obs_steps.setdefault(k, []).append(v)
             actions = action.cpu().numpy()
             tick = time.perf_counter()
-            obs, reward, _, _, info = self.env.step(actions)
+            obs, reward, _, truncated, info = self.env.step(actions)
             env_s += time.perf_counter() - tick
             stats.add(info)
             done = torch.from_numpy(info["done_mask"].astype(np.float32)).to(self.device)
+            if self.bootstrap_truncated:
+                cut = torch.from_numpy(np.asarray(truncated, np.float32)).to(self.device)
+                bootstrap = torch.zeros_like(cut)
+                if cut.any():  # the value of where each cut-off episode stood, with the state it had reached
+                    final = obs_tensors(info["final_obs"], self.device)
+                    _, _, _, final_value, _, _ = self.model.get_action_and_value(final, self.state,
+                                                                                 torch.zeros_like(cut))
+                    bootstrap = final_value * cut
+                steps["bootstrap"].append(bootstrap)
             steps["starts"].append(self.starts)
             steps["actions"].append(action)
             steps["logprobs"].append(logprob)

@@ -46,7 +46,10 @@ class PolicyConfig:
     vision: dict | None = None  # the PoseNetConfig of the vision sub-model (pixel policies)
     core: str = "lstm"  # lstm or mlp (feed-forward: no memory across steps)
     mlp_hidden: list[int] = dataclasses.field(default_factory=lambda: [512, 256])
-    action_dist: str = "categorical"  # categorical (action_bins per actuator) or gaussian (continuous)
+    # categorical (action_bins per actuator), gaussian (continuous; a learned state-independent std) or
+    # tanh_gaussian (continuous: a Normal whose draw is squashed by tanh into [-1, 1], mean and std from the
+    # head, as soft actor-critic's policy)
+    action_dist: str = "categorical"
     init_log_std: float = -0.7  # gaussian: the initial log standard deviation of every actuator's action
     normalize_obs: bool = False
 
@@ -73,7 +76,8 @@ def check_core(core: str, mlp_hidden: list[int]) -> None:
         raise ValueError(f"core must be one of {', '.join(CORES)}, got {core!r}")
     if core == "mlp" and (not mlp_hidden or min(mlp_hidden) < 1):
         raise ValueError(f"mlp_hidden must list positive layer widths, got {mlp_hidden}")
-ACTION_DISTS = ("categorical", "gaussian")
+ACTION_DISTS = ("categorical", "gaussian", "tanh_gaussian")
+LOG_STD_BOUNDS = (-5.0, 2.0)  # tanh_gaussian: the head's log standard deviations are clamped to this
 OBS_CLIP = 5.0  # normalized inputs are clipped to +-this
 
 
@@ -192,7 +196,8 @@ class ActorCritic(nn.Module):
             self.policy_mlp = _mlp(d, cfg.mlp_hidden)
             self.value_mlp = _mlp(d, cfg.mlp_hidden)
         gaussian = cfg.action_dist == "gaussian"
-        self.policy_head = _linear(cfg.core_width, cfg.num_actions * (1 if gaussian else cfg.action_bins), 0.01)
+        per_actuator = {"gaussian": 1, "tanh_gaussian": 2}.get(cfg.action_dist, cfg.action_bins)
+        self.policy_head = _linear(cfg.core_width, cfg.num_actions * per_actuator, 0.01)
         self.value_head = _linear(cfg.core_width, 1, 1.0)
         if gaussian:
             self.log_std = nn.Parameter(torch.full((cfg.num_actions,), float(cfg.init_log_std)))
@@ -203,8 +208,10 @@ class ActorCritic(nn.Module):
 
     def distribution(self, params: torch.Tensor) -> Distribution:
         """The action distribution of head outputs `params` (..., actuators, bins) or, gaussian,
-        (..., actuators, 2) = mean and log standard deviation; log_prob and entropy are per actuator."""
-        if self.cfg.action_dist == "gaussian":
+        (..., actuators, 2) = mean and log standard deviation; log_prob and entropy are per actuator.
+        tanh_gaussian: the Normal before the squash (a KL between two such policies is the KL of the squashed
+        ones: tanh is a bijection)."""
+        if self.cfg.action_dist in ("gaussian", "tanh_gaussian"):
             return Normal(params[..., 0], params[..., 1].exp())
         return Categorical(logits=params)
 
@@ -256,13 +263,25 @@ class ActorCritic(nn.Module):
             pi_h, v_h = self.policy_mlp(pi_x), self.value_mlp(v_x)
         else:
             pi_h, v_h, state = self._run_lstm(pi_x, v_x, state, starts)
-        out = self.policy_head(pi_h)
         values = self.value_head(v_h).squeeze(-1)
+        return self._head(pi_h), values, state
+
+    def _head(self, pi_h: torch.Tensor) -> torch.Tensor:
+        """The action distribution's parameters from the policy core's output (..., width)."""
+        out = self.policy_head(pi_h)
         if self.cfg.action_dist == "gaussian":
-            params = torch.stack([out, self.log_std.expand_as(out)], -1)
-        else:
-            params = out.view(*out.shape[:2], self.cfg.num_actions, self.cfg.action_bins)
-        return params, values, state
+            return torch.stack([out, self.log_std.expand_as(out)], -1)
+        if self.cfg.action_dist == "tanh_gaussian":
+            mean, log_std = out.chunk(2, -1)
+            return torch.stack([mean, log_std.clamp(*LOG_STD_BOUNDS)], -1)
+        return out.view(*out.shape[:-1], self.cfg.num_actions, self.cfg.action_bins)
+
+    def policy_params(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The policy branch alone on (B, ...) inputs of an MLP core: (B, actuators, 2 or bins) parameters
+        (what an off-policy learner needs: no value network, no sequence)."""
+        if self.cfg.core != "mlp" or self.vision is not None:
+            raise ValueError("policy_params needs an MLP core on vector inputs")
+        return self._head(self.policy_mlp(self.policy_embedding(self._inputs(obs))))
 
     def _run_lstm(self, pi_x: torch.Tensor, v_x: torch.Tensor, state: torch.Tensor, starts: torch.Tensor):
         """Both LSTMs over (T, B, ...) inputs; an environment's state is cleared where `starts` marks a new
@@ -289,6 +308,14 @@ class ActorCritic(nn.Module):
         params, values, state = self.forward({k: v.unsqueeze(0) for k, v in obs.items()}, state, starts.unsqueeze(0))
         params = params[0]
         dist = self.distribution(params)
+        if self.cfg.action_dist == "tanh_gaussian":
+            if action is None:
+                pre = params[..., 0] if greedy else sample_gaussian(params, generator)
+            else:
+                pre = torch.atanh(action.clamp(-1 + 1e-6, 1 - 1e-6))
+            action = torch.tanh(pre)
+            logprob = (dist.log_prob(pre) - torch.log1p(-action.square() + 1e-6)).sum(-1)
+            return action, logprob, dist.entropy().sum(-1), values[0], params, state
         if action is None:
             if self.cfg.action_dist == "gaussian":
                 action = params[..., 0] if greedy else sample_gaussian(params, generator)
@@ -330,7 +357,10 @@ def policy_config_for(env, obs: str, teacher_keys: tuple[str, ...], vision: Pose
             raise ValueError("a pixel policy needs a vision sub-model config")
         policy_inputs = {"vision": vision.head_hidden, "proprio": dims["proprio"], "goal": dims["goal"]}
     value_inputs = {**policy_inputs, **state}
-    dist = "gaussian" if env.cfg.action_type == "continuous" else "categorical"
+    from dexvision.policy.envs import VALUE_ONLY_KEYS  # noqa: PLC0415 - (envs imports nothing of this module)
+
+    value_inputs.update({k: dims[k] for k in VALUE_ONLY_KEYS if k in dims})  # the goal clock, when observed
+    dist = kwargs.pop("action_dist", None) or ("gaussian" if env.cfg.action_type == "continuous" else "categorical")
     return PolicyConfig(policy_inputs=policy_inputs, value_inputs=value_inputs, num_actions=env.nu,
                         action_bins=env.cfg.action_bins, action_dist=dist,
                         vision=dataclasses.asdict(vision) if vision is not None else None, **kwargs)

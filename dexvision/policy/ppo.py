@@ -32,12 +32,18 @@ class Rollout:
     chunk_states: torch.Tensor  # (T // chunk, 4, N, hidden): LSTM state before each chunk
     teacher_logits: torch.Tensor | None = None  # (T, N, actuators, bins), behavioural cloning only
     teacher_values: torch.Tensor | None = None
+    # the value of the observation a truncated episode ended on (0 elsewhere): the return it was cut off from
+    bootstrap: torch.Tensor | None = None
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,
-                gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+                gamma: float, lam: float, bootstrap: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(advantages, returns), both (T, N). `dones[t]` marks the last step of an episode: nothing is
-    bootstrapped across it. `next_value` is the value of the state after the last step."""
+    bootstrapped across it into the next episode. `next_value` is the value of the state after the last
+    step; `bootstrap[t]`, where an episode was truncated at step t (by a time limit, not by its outcome), is
+    the value of the observation it ended on, which the step's return then includes (Gymnasium's final_obs)."""
+    if bootstrap is not None:
+        rewards = rewards + gamma * bootstrap
     T = rewards.shape[0]
     advantages = torch.zeros_like(rewards)
     last = torch.zeros_like(next_value)

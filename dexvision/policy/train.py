@@ -99,11 +99,19 @@ class PolicyTrainer:
     def _build_model(self, env: BlockReorientEnv, vision: PoseNetConfig | None, vision_weights: dict | None) -> None:
         """Model, optimizer and training state (restored on --resume), sized by `env`."""
         cfg = self.cfg
-        self.policy_cfg = policy_config_for(env, cfg.obs, state_keys(cfg.task, self.env_cfg.fingertips), vision,
+        # a student's actions are drawn as its teacher's are: a squashed (tanh) Gaussian teacher, from soft
+        # actor-critic, is cloned by a squashed Gaussian student (the KL of the two Normals before the squash)
+        squashed = self.teacher is not None and self.teacher.cfg.action_dist == "tanh_gaussian"
+        if squashed and cfg.algo != "bc":
+            raise UserError(f"--teacher {cfg.teacher} draws squashed (tanh) Gaussian actions, which PPO here does "
+                            f"not train: clone it with --algo bc, not {cfg.algo}")
+        keys = state_keys(cfg.task, self.env_cfg.fingertips, self.env_cfg.goal_repr)
+        self.policy_cfg = policy_config_for(env, cfg.obs, keys, vision,
                                             embed_dim=cfg.embed_dim, lstm_hidden=cfg.lstm_hidden,
                                             shared_embeddings=cfg.shared_embeddings, core=cfg.core,
                                             mlp_hidden=list(cfg.mlp_hidden), normalize_obs=cfg.normalize_obs,
-                                            init_log_std=cfg.init_log_std)
+                                            init_log_std=cfg.init_log_std,
+                                            action_dist="tanh_gaussian" if squashed else None)
         self._check_teacher()
         with seeded(cfg.seed + 7919 * self.rank):
             self.model = ActorCritic(self.policy_cfg)
@@ -139,7 +147,7 @@ class PolicyTrainer:
         self.forward = ddp(self.model, find_unused_parameters=cfg.obs == "pixels") if self.world > 1 else self.model
         self.tracker = self.scaffold.open_tracker(to_dict(cfg), cfg.wandb, self.frames)
         self.collector = Collector(self.env, self.model, self.teacher, cfg.rollout, cfg.chunk, self.device,
-                                   seed=cfg.seed * 1000 + self.rank)
+                                   seed=cfg.seed * 1000 + self.rank, bootstrap_truncated=cfg.bootstrap_truncated)
         self.stats = EpisodeStats(level=self.curriculum.promotions)
         self.generator = torch.Generator().manual_seed(cfg.seed + 31 * self.rank)
 
@@ -219,7 +227,7 @@ class PolicyTrainer:
             rewards = (self.reward_scaler(rollout.rewards, rollout.dones).to(self.device) if cfg.normalize_rewards
                        else rollout.rewards)
             advantages, returns = compute_gae(rewards, rollout.values, rollout.dones, next_value,
-                                              cfg.gamma, cfg.gae_lambda)
+                                              cfg.gamma, cfg.gae_lambda, bootstrap=rollout.bootstrap)
             extra = {"advantages": advantages, "returns": returns}
             loss_fn = functools.partial(ppo_loss, dist_fn=self.model.distribution)
         out = update(self.model, self.forward, self.optimizer, rollout, extra, loss_fn, cfg.loss,
@@ -347,6 +355,10 @@ class PolicyTrainer:
 
 
 def train(cfg: TrainPolicyConfig, resume: bool = False) -> dict:
+    if cfg.algo == "sac":
+        from dexvision.policy.offpolicy import SacTrainer  # noqa: PLC0415
+
+        return SacTrainer(cfg, resume).run()
     return PolicyTrainer(cfg, resume).run()
 
 
@@ -356,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML TrainPolicyConfig")
     p.add_argument("--task", help="gimbal-block (default) or hand-block")
     p.add_argument("--obs", help="state (default) or pixels")
-    p.add_argument("--algo", help="ppo (default), bc or bc+ppo")
+    p.add_argument("--algo", help="ppo (default), bc, bc+ppo or sac (off-policy, hindsight goal relabelling)")
     p.add_argument("--steps", help="environment frames to collect, e.g. 2M or 200k (default 1M)")
     p.add_argument("--bc-steps", help="bc+ppo: frames of cloning first (default half of --steps)")
     p.add_argument("--teacher", help="state policy checkpoint to clone (bc, bc+ppo)")

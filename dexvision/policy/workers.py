@@ -31,10 +31,12 @@ from dexvision.distributed import cores_per_process, stop_workers
 from dexvision.errors import UserError
 from dexvision.policy.envs import BlockReorientEnv, EnvConfig
 
-# What `step` reports besides observations, with the dtype of each (one value per environment).
+# What `step` reports besides observations, with the dtype of each (one value per environment) and, for
+# the orientations, the width of each environment's row.
 STEP_ARRAYS = {"reward": np.float32, "terminated": np.bool_, "truncated": np.bool_, "done_mask": np.bool_,
                "episode_successes": np.int64, "episode_return": np.float64, "episode_length": np.int64,
-               "dropped": np.bool_}
+               "dropped": np.bool_, "achieved_quat": np.float64, "step_goal": np.float64}
+WIDTHS = {"achieved_quat": 4, "step_goal": 4}
 
 
 # Tasks whose physics costs more per step than moving its arrays through the workers' pipes: measured,
@@ -57,12 +59,18 @@ def resolve_env_workers(requested: int, obs: str, num_envs: int, task: str = "ha
 
 
 def _shared_arrays(num_envs: int, ctx) -> dict:
-    return {k: ctx.Array(np.ctypeslib.as_ctypes_type(np.dtype(t)), num_envs, lock=False)
+    return {k: ctx.Array(np.ctypeslib.as_ctypes_type(np.dtype(t)), num_envs * WIDTHS.get(k, 1), lock=False)
             for k, t in STEP_ARRAYS.items()}
 
 
 def _views(shared: dict, num_envs: int) -> dict[str, np.ndarray]:
-    return {k: np.frombuffer(shared[k], dtype=STEP_ARRAYS[k], count=num_envs) for k in STEP_ARRAYS}
+    views = {k: np.frombuffer(shared[k], dtype=STEP_ARRAYS[k], count=num_envs * WIDTHS.get(k, 1)) for k in STEP_ARRAYS}
+    return {k: v.reshape(num_envs, WIDTHS[k]) if k in WIDTHS else v for k, v in views.items()}
+
+
+def _vector_space(space: gym.spaces.Dict) -> gym.spaces.Dict:
+    """The observation space without images: what a final observation holds."""
+    return gym.spaces.Dict({k: v for k, v in space.spaces.items() if k != "images"})
 
 
 def _send_quietly(conn, message) -> None:
@@ -78,6 +86,7 @@ def _worker(conn, cfg: EnvConfig, obs_mode: str, lo: int, hi: int, total: int, s
     try:
         env = BlockReorientEnv(cfg, hi - lo, obs=obs_mode, first_env=lo, total_envs=total)
         obs_view = read_from_shared_memory(env.single_observation_space, shm["obs"], total)
+        final_view = read_from_shared_memory(_vector_space(env.single_observation_space), shm["final"], total)
         actions = np.frombuffer(shm["actions"], dtype=np.float64, count=total * env.nu).reshape(total, env.nu)
         arrays = _views(shm["step"], total)
         conn.send(("ready", None))
@@ -89,6 +98,9 @@ def _worker(conn, cfg: EnvConfig, obs_mode: str, lo: int, hi: int, total: int, s
                        **{k: info[k] for k in STEP_ARRAYS if k in info}}
                 for k, v in out.items():
                     arrays[k][lo:hi] = v
+                if "final_obs" in info:  # (rows of environments that did not finish are never read)
+                    for k, v in info["final_obs"].items():
+                        final_view[k][lo:hi] = v
             elif cmd == "reset":
                 obs, _ = env.reset(seed=arg)
             elif cmd == "goal_max_angle":
@@ -140,8 +152,10 @@ class EnvWorkers(gym.vector.VectorEnv):
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         ctx = mp.get_context("spawn")
         shm = {"obs": create_shared_memory(self.single_observation_space, num_envs, ctx),
+               "final": create_shared_memory(_vector_space(self.single_observation_space), num_envs, ctx),
                "actions": ctx.Array("d", num_envs * self.nu, lock=False), "step": _shared_arrays(num_envs, ctx)}
         self._obs = read_from_shared_memory(self.single_observation_space, shm["obs"], num_envs)
+        self._final = read_from_shared_memory(_vector_space(self.single_observation_space), shm["final"], num_envs)
         self._actions = np.frombuffer(shm["actions"], dtype=np.float64).reshape(num_envs, self.nu)
         self._arrays = _views(shm["step"], num_envs)
         bounds = np.linspace(0, num_envs, workers + 1).round().astype(int)
@@ -207,7 +221,10 @@ class EnvWorkers(gym.vector.VectorEnv):
         self._actions[:] = actions
         self._command("step")
         a = {k: v.copy() for k, v in self._arrays.items()}
-        info = {k: a[k] for k in ("done_mask", "episode_successes", "episode_return", "episode_length", "dropped")}
+        info = {k: a[k] for k in ("done_mask", "episode_successes", "episode_return", "episode_length", "dropped",
+                                  "achieved_quat", "step_goal")}
+        if info["done_mask"].any():
+            info["final_obs"] = {k: v.copy() for k, v in self._final.items()}
         return self._observation(), a["reward"], a["terminated"], a["truncated"], info
 
     def close(self, **kwargs) -> None:
