@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dexvision.errors import UserError, cli  # noqa: E402
 from dexvision.policy.checkpoint import build_policy, env_config_of, load_policy_checkpoint  # noqa: E402
-from dexvision.policy.envs import BlockReorientEnv  # noqa: E402
-from dexvision.policy.episodes import obs_tensors  # noqa: E402
+from dexvision.envs.task import BlockReorientEnv  # noqa: E402
+from dexvision.envs.episodes import obs_tensors  # noqa: E402
 from dexvision.sim.rotations import axis_angle_to_quat  # noqa: E402
 
 AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}

@@ -29,8 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dexvision.policy.envs import BlockReorientEnv, EnvConfig  # noqa: E402
-from dexvision.policy.workers import EnvWorkers  # noqa: E402
+from dexvision.envs.task import BlockReorientEnv, EnvConfig  # noqa: E402
+from dexvision.envs.workers import EnvWorkers  # noqa: E402
 from dexvision.sim.rotations import quat_angle  # noqa: E402
 from dexvision.sim.sampler import SamplerConfig, StateSampler  # noqa: E402
 from dexvision.sim.scenes import PHYSICS_PROFILES, load_scene  # noqa: E402

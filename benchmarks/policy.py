@@ -52,7 +52,7 @@ def env_throughput(seconds: float = 5.0) -> list[dict]:
     import mujoco  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    from dexvision.policy.envs import BlockReorientEnv, EnvConfig  # noqa: PLC0415
+    from dexvision.envs.task import BlockReorientEnv, EnvConfig  # noqa: PLC0415
 
     rows = []
     for task, n in (("gimbal-block", 64), ("hand-block", 16)):
@@ -205,8 +205,8 @@ def bounded_evaluation(checkpoint: Path, physics: str, max_angle: float, episode
     """Greedy episodes with goals within `max_angle` of the block (the curriculum's bound), under `physics`:
     where the full task is still out of reach, this is where transfer between profiles can be read."""
     from dexvision.policy.checkpoint import build_policy, env_config_of, load_policy_checkpoint  # noqa: PLC0415
-    from dexvision.policy.episodes import run_episodes, summarize_episodes  # noqa: PLC0415
-    from dexvision.policy.workers import make_env  # noqa: PLC0415
+    from dexvision.envs.episodes import run_episodes, summarize_episodes  # noqa: PLC0415
+    from dexvision.envs.workers import make_env  # noqa: PLC0415
 
     ckpt = load_policy_checkpoint(checkpoint)
     env = make_env(env_config_of(ckpt, physics), episodes, "state", env_workers=min(2, os.cpu_count() or 1))

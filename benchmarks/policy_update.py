@@ -24,7 +24,7 @@ import torch
 
 from dexvision.config import load_config
 from dexvision.policy.config import TrainPolicyConfig
-from dexvision.policy.envs import BlockReorientEnv, state_keys
+from dexvision.envs.task import BlockReorientEnv, state_keys
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.policy.ppo import Rollout, bc_loss, update
 from dexvision.policy.train import param_groups

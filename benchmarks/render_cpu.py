@@ -25,7 +25,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import dexvision  # noqa: E402
-from dexvision.policy.envs import BlockReorientEnv, EnvConfig  # noqa: E402
+from dexvision.envs.task import BlockReorientEnv, EnvConfig  # noqa: E402
 from dexvision.render.randomization import sample_params  # noqa: E402
 
 

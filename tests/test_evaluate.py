@@ -11,7 +11,7 @@ import pytest
 from conftest import TINY, one_error_line
 from dexvision.policy import evaluate as evaluate_cli
 from dexvision.policy import train as train_cli
-from dexvision.policy.envs import BlockReorientEnv
+from dexvision.envs.task import BlockReorientEnv
 from dexvision.sim.rotations import quat_angle
 
 

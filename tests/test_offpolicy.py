@@ -16,14 +16,14 @@ from dexvision.config import load_config
 from dexvision.policy import evaluate as evaluate_cli
 from dexvision.policy import train as train_cli
 from dexvision.policy.checkpoint import build_policy, load_policy_checkpoint
-from dexvision.policy.envs import BlockReorientEnv, EnvConfig, goal_observation, state_keys
+from dexvision.envs.task import BlockReorientEnv, EnvConfig, goal_observation, state_keys
 from dexvision.policy.loop import Collector, EpisodeStats
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.policy.offpolicy import SacTrainer
 from dexvision.policy.ppo import compute_gae
 from dexvision.policy.sac import GoalReward, HerBuffer
 from dexvision.policy.train import TrainPolicyConfig
-from dexvision.policy.workers import EnvWorkers
+from dexvision.envs.workers import EnvWorkers
 from dexvision.sim.rotations import quat_to_matrix, random_quat
 
 HER_ENV = dict(task="hand-block", action_type="continuous", action_mode="absolute", goal_repr="matrix",

@@ -15,11 +15,11 @@ from conftest import one_error_line, vision_checkpoint
 from dexvision.config import load_config
 from dexvision.policy import train as train_cli
 from dexvision.policy.checkpoint import build_policy, load_policy_checkpoint
-from dexvision.policy.envs import BlockReorientEnv, EnvConfig, state_keys
+from dexvision.envs.task import BlockReorientEnv, EnvConfig, state_keys
 from dexvision.policy.model import ActorCritic, PolicyConfig, RunningMoments
 from dexvision.policy.ppo import bc_loss, ppo_loss, LossConfig
 from dexvision.policy.train import PolicyTrainer, TrainPolicyConfig
-from dexvision.policy.workers import EnvWorkers
+from dexvision.envs.workers import EnvWorkers
 from dexvision.sim.rotations import axis_angle_to_quat, quat_angle, quat_multiply
 from dexvision.sim.scenes import BLOCK_HALF_SIZE, BLOCK_REST_POINT
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from dexvision.errors import UserError
-from dexvision.policy.curriculum import Curriculum, CurriculumConfig
-from dexvision.policy.envs import BlockReorientEnv, EnvConfig, nearby_goal
+from dexvision.envs.curriculum import Curriculum, CurriculumConfig
+from dexvision.envs.task import BlockReorientEnv, EnvConfig, nearby_goal
 from dexvision.policy.loop import EpisodeStats
-from dexvision.policy.workers import EnvWorkerError, EnvWorkers
+from dexvision.envs.workers import EnvWorkerError, EnvWorkers
 from dexvision.sim.rotations import axis_angle_to_quat, quat_angle, random_quat
 from dexvision.sim.sampler import SamplerConfig
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from dexvision import files
 from dexvision.config import from_dict
 from dexvision.errors import UserError
-from dexvision.policy.envs import EnvConfig
+from dexvision.envs.task import EnvConfig
 from dexvision.policy.model import ActorCritic, PolicyConfig
 
 KIND = "dexvision-policy"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from dexvision.policy.curriculum import CurriculumConfig
-from dexvision.policy.envs import OBS_MODES, EnvConfig
+from dexvision.envs.curriculum import CurriculumConfig
+from dexvision.envs.task import OBS_MODES, EnvConfig
 from dexvision.policy.model import check_core
 from dexvision.policy.ppo import LossConfig
 from dexvision.policy.sac import SacConfig

@@ -29,8 +29,8 @@ import torch
 
 from dexvision.errors import UserError, cli
 from dexvision.policy.checkpoint import build_policy, env_config_of, load_policy_checkpoint
-from dexvision.policy.episodes import MAX_PARALLEL, run_episodes, summarize_episodes
-from dexvision.policy.workers import make_env, resolve_env_workers
+from dexvision.envs.episodes import MAX_PARALLEL, run_episodes, summarize_episodes
+from dexvision.envs.workers import make_env, resolve_env_workers
 from dexvision.sim.scenes import check_physics
 
 

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from dexvision.policy.episodes import obs_tensors
+from dexvision.envs.episodes import obs_tensors
 from dexvision.policy.model import ActorCritic
 from dexvision.policy.ppo import Rollout
 

@@ -357,7 +357,7 @@ def policy_config_for(env, obs: str, teacher_keys: tuple[str, ...], vision: Pose
             raise ValueError("a pixel policy needs a vision sub-model config")
         policy_inputs = {"vision": vision.head_hidden, "proprio": dims["proprio"], "goal": dims["goal"]}
     value_inputs = {**policy_inputs, **state}
-    from dexvision.policy.envs import VALUE_ONLY_KEYS  # noqa: PLC0415 - (envs imports nothing of this module)
+    from dexvision.envs.task import VALUE_ONLY_KEYS  # noqa: PLC0415 - (envs imports nothing of this module)
 
     value_inputs.update({k: dims[k] for k in VALUE_ONLY_KEYS if k in dims})  # the goal clock, when observed
     dist = kwargs.pop("action_dist", None) or ("gaussian" if env.cfg.action_type == "continuous" else "categorical")

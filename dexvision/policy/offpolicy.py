@@ -35,12 +35,12 @@ from dexvision.config import to_dict
 from dexvision.errors import UserError
 from dexvision.policy.checkpoint import load_policy_checkpoint, save_policy
 from dexvision.policy.config import TrainPolicyConfig
-from dexvision.policy.episodes import MAX_PARALLEL, obs_tensors, run_episodes, summarize_episodes
-from dexvision.policy.envs import GOAL_KEYS, BlockReorientEnv, EnvConfig, goal_observation, state_keys
+from dexvision.envs.episodes import MAX_PARALLEL, obs_tensors, run_episodes, summarize_episodes
+from dexvision.envs.task import GOAL_KEYS, BlockReorientEnv, evaluation_env, goal_observation, state_keys
 from dexvision.policy.loop import EpisodeStats
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.policy.sac import GoalReward, HerBuffer, SacLearner
-from dexvision.policy.workers import make_env, resolve_env_workers
+from dexvision.envs.workers import make_env, resolve_env_workers
 from dexvision.track.run import run_name
 from dexvision.trainer import Scaffold, seeded
 from dexvision.version import git_sha
@@ -69,15 +69,6 @@ def check_sac_config(cfg: TrainPolicyConfig) -> None:
         raise UserError("--algo sac plays uniform goals and relabels them: set curriculum.enabled=false")
 
 
-def evaluation_env(env: EnvConfig) -> EnvConfig:
-    """Learning Dexterity's task on the environment a run trained on: a new goal after each success, and its
-    reward (progress towards the goal, +5 a success, -20 a drop), so evaluation returns compare with PPO's."""
-    task = EnvConfig()
-    return dataclasses.replace(env, goals="sequence", rotation_reward=task.rotation_reward,
-                               success_reward=task.success_reward, drop_penalty=task.drop_penalty,
-                               progress_reward=task.progress_reward)
-
-
 class SacTrainer:
     """One off-policy train-policy run; `run()` trains and returns the summary written to metrics.json."""
 
@@ -90,7 +81,7 @@ class SacTrainer:
             raise UserError("--algo sac runs in one process (its environments in env workers): not under torchrun")
         self.device = self.scaffold.device
         self.env_cfg = dataclasses.replace(cfg.env, task=cfg.task)
-        self.eval_env_cfg = evaluation_env(self.env_cfg)
+        self.eval_env_cfg = evaluation_env(self.env_cfg, task_reward=True)
         self.env_workers = resolve_env_workers(cfg.env_workers, "state", cfg.num_envs, cfg.task)
         probe = BlockReorientEnv(self.env_cfg, 1, obs="state")
         try:

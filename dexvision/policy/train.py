@@ -32,14 +32,14 @@ from dexvision.distributed import all_mean, gather_lists, is_main_process
 from dexvision.errors import UserError, cli
 from dexvision.policy.checkpoint import load_for_resume, load_policy_checkpoint, load_teacher, save_policy
 from dexvision.policy.config import TrainPolicyConfig
-from dexvision.policy.curriculum import Curriculum
-from dexvision.policy.episodes import MAX_PARALLEL, run_episodes, summarize_episodes
+from dexvision.envs.curriculum import Curriculum
+from dexvision.envs.episodes import MAX_PARALLEL, run_episodes, summarize_episodes
 from dexvision.policy.loop import Collector, EpisodeStats
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
-from dexvision.policy.envs import BlockReorientEnv, state_keys
+from dexvision.envs.task import BlockReorientEnv, evaluation_env, state_keys
 from dexvision.policy.ppo import NoiseScale, RewardScaler, bc_loss, compute_gae, ppo_loss, update
 from dexvision.policy.vision_init import vision_config
-from dexvision.policy.workers import make_env, resolve_env_workers
+from dexvision.envs.workers import make_env, resolve_env_workers
 from dexvision.track.run import add_run_flags, run_name
 from dexvision.trainer import Scaffold, resumed_config, seeded
 from dexvision.version import git_sha
@@ -71,6 +71,7 @@ class PolicyTrainer:
         self.rank, self.world, self.device = self.scaffold.rank, self.scaffold.world, self.scaffold.device
         self.env_cfg = dataclasses.replace(cfg.env, task=cfg.task,
                                            render=dataclasses.replace(cfg.env.render, image_size=cfg.image_size))
+        self.eval_env_cfg = evaluation_env(self.env_cfg)  # the task's episode rules, whatever training departs from
         # Every input is checked before a worker process starts: a user's mistake ends in one line,
         # with no worker left to print anything.
         self.teacher = self._load_teacher()
@@ -189,7 +190,8 @@ class PolicyTrainer:
     def checkpoint(self, metrics: dict | None = None) -> None:
         self.scaffold.checkpoint(lambda path: save_policy(path, {
             "task": self.cfg.task, "obs": self.cfg.obs, "policy_config": dataclasses.asdict(self.policy_cfg),
-            "env_config": to_dict(self.env_cfg), "physics": self.env_cfg.physics, "model": self.model.state_dict(),
+            "env_config": to_dict(self.eval_env_cfg), "train_env_config": to_dict(self.env_cfg),
+            "physics": self.env_cfg.physics, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "frames": self.frames, "iteration": self.iteration,
             "optimizer_steps": self.optimizer_steps, "wall_time_s": self.scaffold.wall_time,
             "reward_scaler": self.reward_scaler.state_dict(), "curriculum": self.curriculum.state_dict(),
@@ -200,7 +202,7 @@ class PolicyTrainer:
     def evaluate(self) -> dict:
         """Greedy episodes of the full task (no curriculum) on fresh environments (rank 0 only)."""
         n = min(self.cfg.eval_episodes, MAX_PARALLEL)
-        env = make_env(self.env_cfg, n, self.cfg.obs, min(self.env_workers, n), self.render_workers)
+        env = make_env(self.eval_env_cfg, n, self.cfg.obs, min(self.env_workers, n), self.render_workers)
         try:
             self.model.eval()
             results = run_episodes(self.model, env, self.cfg.eval_episodes, device=self.device)

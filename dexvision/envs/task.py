@@ -24,7 +24,7 @@ angle of the block's current orientation, and beyond the success threshold.
 
 An environment's random stream depends only on the seed and its global index:
 `first_env`/`total_envs` make this object one slice of a larger batch (the env
-workers of dexvision.policy.workers), with the same trajectories as the whole. Observations are one flat dict:
+workers of dexvision.envs.workers), with the same trajectories as the whole. Observations are one flat dict:
 
 - state keys (what the teacher and, always, the value function see): see `state_keys`
 - `goal` (the goal's rotation matrix) and `proprio` (hand: joint positions and the
@@ -170,6 +170,19 @@ class EnvConfig:
                              f"got {self.rotation_reward!r} and {self.rotation_eps}")
 
 
+def evaluation_env(env: EnvConfig, task_reward: bool = False) -> EnvConfig:
+    """`env` with Learning Dexterity's episode rules where training may depart from them (a new goal after each
+    success up to max_successes, a goal timeout ends the episode, no other step limit): what train-policy's
+    evaluations play and a checkpoint records. `task_reward` also restores the task's reward (progress,
+    +5 a success, -20 a drop), for a learner trained on another, so returns compare across learners."""
+    rules = dict(goals="sequence", timeout="end", max_episode_steps=0)
+    if task_reward:
+        task = EnvConfig()
+        rules.update({k: getattr(task, k) for k in ("rotation_reward", "success_reward", "drop_penalty",
+                                                    "progress_reward", "position_penalty")})
+    return dataclasses.replace(env, **rules)
+
+
 def state_keys(task: str, fingertips: bool = False, goal_repr: str = "rotvec") -> tuple[str, ...]:
     """Observation keys of the state (teacher, value function) view of `task` (`fingertips`, `goal_repr`: see
     EnvConfig)."""
@@ -273,7 +286,7 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         self.nu = base.nu
         self._renderer = None
         if obs == "pixels":
-            from dexvision.policy.rendering import RenderPool  # noqa: PLC0415 - GL only when needed
+            from dexvision.envs.rendering import RenderPool  # noqa: PLC0415 - GL only when needed
 
             self._renderer = RenderPool(cfg.task, cfg.render, render_workers)
         self._define_spaces()

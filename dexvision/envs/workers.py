@@ -29,7 +29,7 @@ from gymnasium.vector.utils import create_shared_memory, read_from_shared_memory
 
 from dexvision.distributed import cores_per_process, stop_workers
 from dexvision.errors import UserError
-from dexvision.policy.envs import BlockReorientEnv, EnvConfig
+from dexvision.envs.task import BlockReorientEnv, EnvConfig
 
 # What `step` reports besides observations, with the dtype of each (one value per environment) and, for
 # the orientations, the width of each environment's row.

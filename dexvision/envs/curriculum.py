@@ -5,7 +5,7 @@ the block's current orientation, far beyond what a policy that has not yet learn
 hold the block can reach. With the curriculum, a goal is drawn within `max_angle` of
 the block's orientation at the moment the goal is set, and beyond the success threshold
 (a uniform rotation conditioned on its angle lying between the two, see
-`dexvision.policy.envs.nearby_goal`), so every success is earned. The bound starts at
+`dexvision.envs.task.nearby_goal`), so every success is earned. The bound starts at
 `start_angle` and grows by `step` each time the mean successes of the last
 `min_episodes` training episodes played at the current bound reach `promote_at`: episodes
 begun before the last promotion do not count (`EpisodeStats.take_finished`), or the

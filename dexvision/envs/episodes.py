@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dexvision.policy.envs import BlockReorientEnv
+from dexvision.envs.task import BlockReorientEnv
 
 MAX_PARALLEL = 32  # environments playing evaluation episodes at once
 
