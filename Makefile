@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PYOPENGL_PLATFORM ?= egl
 export MUJOCO_GL ?= egl
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo docs bench clean
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,11 @@ demo: setup
 	$(BIN)/train-policy --config configs/policy/gimbal-student-bc.yaml --teacher out/demo/policy-teacher/checkpoint.pt --init-vision out/demo/vision-gimbal/checkpoint.pt --steps 3k --out out/demo/policy-student --set eval_episodes=4
 	$(BIN)/plot-runs out/demo/policy-teacher out/demo/policy-student --metrics charts/median_successes charts/mean_reward --linear --x minutes --out out/demo/policy-curves.png
 	@echo "demo: contact sheets, datasets, a vision run, a state teacher and a pixel student, with curves, in out/demo/"
+
+# The documentation site (README.md, docs/, BENCHMARKS.md) with warnings as errors: links and anchors must resolve.
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir out/site
+	@echo "docs: out/site/index.html"
 
 bench: setup
 	$(BIN)/python benchmarks/render.py
