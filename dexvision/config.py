@@ -40,9 +40,48 @@ def check_bounds(cfg: Any, bounds: dict[str, tuple[float | None, float | None]])
         values = value if isinstance(value, tuple) else (value,)
         if (low is not None and min(values) < low) or (high is not None and max(values) > high):
             shown = f"[{values[0]}, {values[1]}]" if isinstance(value, tuple) else f"{value}"
-            valid = f"[{low}, {high}]" if low is not None and high is not None else \
-                (f">= {low}" if high is None else f"<= {high}")
+            valid = f"[{low}, {high}]" if low is not None and high is not None else _valid(low, high)
             raise ValueError(f"{name} {shown} goes past its valid bounds {valid}")
+
+
+# Bounds that several commands share, each stated once. A config's `__post_init__` checks its fields against
+# them (`check_bounds(self, bounds(...))`), and a command's plain flags (`check_flags`) too, before any work.
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "image_size": (8, 1024),  # pixels per side of the images a model trains on (train-vision, train-policy)
+    "batch_size": (1, None),
+    "num_workers": (0, None),  # data loader processes (0: in the command's own process)
+    "render_workers": (-1, None),  # -1: one per core, 0: in the command's own process
+    "env_workers": (-1, None),  # -1: the default for the task
+    "time_limit_min": (0, None),  # 0: no limit
+    "eval_every_min": (0, None),
+    "log_every_s": (0, None),
+    "follow_wait_min": (0, None),
+    "max_samples": (0, None),  # 0: all
+    "episodes": (1, None),
+    "tolerance": (0, None),  # a baseline's relative tolerance
+    "cpus_per_run": (0.01, None),
+    "gpus_per_run": (0, None),
+}
+
+
+def bounds(*names: str) -> dict[str, tuple[float | None, float | None]]:
+    """The shared BOUNDS of the fields `names`, for `check_bounds`."""
+    return {name: BOUNDS[name] for name in names}
+
+
+def _valid(low: float | None, high: float | None) -> str:
+    return f"within [{low}, {high}]" if low is not None and high is not None else \
+        (f">= {low}" if high is None else f"<= {high}")
+
+
+def check_flags(args: Any, *names: str) -> None:
+    """One line for the first of a command's flags `names` (argparse dests, None when not given) that goes
+    past its shared BOUNDS."""
+    for name in names:
+        value = getattr(args, name)
+        low, high = BOUNDS[name]
+        if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
+            raise ConfigError(f"--{name.replace('_', '-')} must be {_valid(low, high)}, got {value:g}")
 
 
 def _is_range(tp: Any) -> bool:
@@ -182,9 +221,16 @@ def read_yaml(path: str | Path) -> dict:
     """Read a YAML mapping, with one-line errors for a missing or malformed file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}" if not path.exists() else
+                          f"config file {path} is a directory, not a YAML file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not text (a YAML file)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path} ({e.strerror or e})") from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark else ""
@@ -212,15 +258,46 @@ def deep_update(base: dict, new: dict) -> None:
             base[key] = value
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether two values of one field are the same (a --set's YAML `1e-3` is a string, a flag's a number)."""
+    if a == b:
+        return True
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def check_flag_agrees(sets: list[str], field: str, flag: str, value: Any) -> None:
+    """Refuse a `--set field=...` that gives `field` another value than its own flag `flag` does."""
+    for override in sets:
+        key, sep, raw = override.partition("=")
+        if not sep or key.strip() != field:
+            continue
+        try:
+            given = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            continue  # apply_override names it
+        if not _same(given, value):
+            shown = value if not isinstance(value, bool) else ""
+            raise ConfigError(f"--set {override} disagrees with {flag} {shown}".rstrip() + "; give one of them")
+
+
 def flag_overrides(args: Any, values: tuple[str, ...] | dict[str, str], switches: tuple[str, ...] = ()) -> list[str]:
     """A command's overrides: its `--set` ones, then `field=value` for each of the flags `values` that was
     given and `field=true` for each of the `switches` that was set. `values` names the flags by their
-    argparse dest, which is the field's name, or maps each dest to its (dotted) field."""
-    overrides = list(getattr(args, "set", None) or [])
+    argparse dest, which is the field's name, or maps each dest to its (dotted) field. A `--set` of a field
+    that its own flag sets to another value is refused."""
+    sets = list(getattr(args, "set", None) or [])
+    overrides = list(sets)
     fields = values if isinstance(values, dict) else {flag: flag for flag in values}
     for flag, field in fields.items():
         value = getattr(args, flag)
         if value is not None:
+            check_flag_agrees(sets, field, "--" + flag.replace("_", "-"), value)
             overrides.append(f"{field}={json.dumps(value)}")
-    overrides += [f"{flag}=true" for flag in switches if getattr(args, flag)]
+    for flag in switches:
+        if getattr(args, flag):
+            check_flag_agrees(sets, flag, "--" + flag.replace("_", "-"), True)
+            overrides.append(f"{flag}=true")
     return overrides

@@ -110,6 +110,50 @@ def teardown(world: int) -> None:
         dist.destroy_process_group()
 
 
+RAY_CONNECT_TIMEOUT_S = 5.0  # an address that does not answer in this long is not a running Ray head
+RAY_DEFAULT_PORT = 6379
+
+
+def _ray_head(address: str) -> tuple[str, int] | None:
+    """(host, port) of the Ray head an address names ('host', 'host:port', 'ray://host:port'); for 'auto',
+    the running cluster's (RAY_ADDRESS, else the address file `ray start` leaves in /tmp/ray); None when there
+    is nothing to reach (Ray itself then says so at once)."""
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "")
+        current = "/tmp/ray/ray_current_cluster"
+        if not address and os.path.isfile(current):
+            with open(current) as f:
+                address = f.read().strip()
+        if not address or address == "auto":
+            return None
+    address = address.split("://", 1)[-1].strip().rstrip("/")
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        host, port = address, str(RAY_DEFAULT_PORT)
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray {address}: expected 'auto', 'local' or HOST:PORT")
+    return host, int(port)
+
+
+def check_ray_reachable(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """One line, within `timeout` seconds, when the Ray head `address` names does not answer: ray.init itself
+    waits on an unreachable address far longer (for a lost packet, for ever)."""
+    import socket  # noqa: PLC0415
+
+    head = None if address == "local" else _ray_head(address)
+    if head is None:
+        return
+    try:
+        socket.create_connection(head, timeout=timeout).close()
+    except socket.timeout:
+        raise UserError(f"cannot reach Ray at '{address}': no answer from {head[0]}:{head[1]} in {timeout:g} s "
+                        "(is the head node up, and the address and port right? 'ray status' on it tells)") from None
+    except OSError as e:
+        raise UserError(f"cannot reach Ray at '{address}': {head[0]}:{head[1]}: {e.strerror or e} (start the "
+                        "cluster with 'ray start --head', or pass --ray local)") from None
+
+
 def connect_ray(address: str, env_vars: dict[str, str] | None = None) -> None:
     """Connect this process to the Ray cluster at `address` ('local' starts a one-node cluster, 'auto'
     finds a running one), quietly, with `env_vars` set for its tasks; one clear line if that fails."""
@@ -119,6 +163,8 @@ def connect_ray(address: str, env_vars: dict[str, str] | None = None) -> None:
         raise UserError("--ray needs Ray: pip install 'ray>=2.9'") from None
     import logging  # noqa: PLC0415
 
+    if address != "local":
+        check_ray_reachable(address)
     options = {"log_to_driver": False, "logging_level": logging.ERROR, "ignore_reinit_error": True}
     if env_vars:
         options["runtime_env"] = {"env_vars": env_vars}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
+import re
 import sys
-from typing import Callable
+from typing import Callable, NoReturn
 
 
 class UserError(Exception):
@@ -34,3 +36,41 @@ def cli(main: Callable[..., int | None]) -> Callable[..., int]:
             return 130
 
     return wrapper
+
+
+# argparse's own messages, and the one line each becomes
+_TYPE_NAMES = {"int": "an integer", "float": "a number"}
+_INVALID_TYPE = re.compile(r"^argument (?P<flag>[^:]+): invalid (?P<type>\w+) value: (?P<value>.*)$")
+_INVALID_CHOICE = re.compile(r"^argument (?P<flag>[^:]+): invalid choice: (?P<value>.*?) \(choose from (?P<choices>.*)\)$")
+_ARGUMENT = re.compile(r"^argument (?P<flag>[^:]+): (?P<rest>.*)$")
+
+
+def _flag_name(flag: str) -> str:
+    """'-h/--help' -> '--help': the long name of an option as argparse lists its strings."""
+    return flag.split("/")[-1]
+
+
+def argparse_message(message: str, prog: str) -> str:
+    """argparse's error `message` as one line a user acts on: the flag first, what it needs, what it got."""
+    message = " ".join(message.split())
+    if m := _INVALID_TYPE.match(message):
+        kind = _TYPE_NAMES.get(m["type"], f"a valid {m['type']}")
+        return f"{_flag_name(m['flag'])}: expected {kind}, got {m['value']}"
+    if m := _INVALID_CHOICE.match(message):
+        choices = ", ".join(c.strip().strip("'") for c in m["choices"].split(","))
+        return f"{_flag_name(m['flag'])}: expected one of {choices}, got {m['value']}"
+    if m := _ARGUMENT.match(message):
+        return f"{_flag_name(m['flag'])}: {m['rest']}"
+    if message.startswith("unrecognized arguments: "):
+        return f"unknown argument(s) {message.split(': ', 1)[1]} (see {prog} --help)"
+    if message.startswith("the following arguments are required: "):
+        return f"missing {message.split(': ', 1)[1]} (see {prog} --help)"
+    return f"{message} (see {prog} --help)"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Every command's parser: a mistake on the command line is a UserError of one line (`error: --lr:
+    expected a number, got 'abc'`), not argparse's usage block; `--help` is argparse's."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(argparse_message(message, self.prog))

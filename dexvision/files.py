@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -77,9 +79,84 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], fsync: bool = 
         tmp.unlink(missing_ok=True)
 
 
+def check_writable(path: str | Path, flag: str, directory: bool = False) -> Path:
+    """Refuse, in one line and before any work starts, an output a command could not write: `path` (a file,
+    or with `directory` a directory) must be creatable and its directory writable. Nothing is left behind:
+    missing directories are created later, by the writer."""
+    path = Path(path)
+    if path.is_dir() and not directory:
+        raise UserError(f"{flag} {path} is a directory; name a file")
+    if path.exists() and not path.is_dir() and directory:
+        raise UserError(f"{flag} {path} is a file; name a directory")
+    folder = path if directory else path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag}: cannot write to {path}: {existing} is a file, not a directory")
+    probe = temp_name(existing / "write-check")
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as e:
+        raise UserError(f"{flag}: cannot write to {path}: {existing} is not writable ({e.strerror or e})") from None
+    probe.unlink(missing_ok=True)
+    return path
+
+
+def write_output(path: str | Path, write: Callable[[Path], None], what: str) -> Path:
+    """`write(path)` a command's result (its directory created); if that fails at the end of the work, the
+    result is written instead into a new directory under the system's temporary one, and the one-line error
+    says where it is kept. Returns `path`."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path)
+        return path
+    except OSError as e:
+        reason = e.strerror or str(e)
+    try:
+        kept = Path(tempfile.mkdtemp(prefix="dexvision-")) / path.name
+        write(kept)
+    except OSError as e:
+        raise UserError(f"cannot write {path} ({reason}), nor keep the {what} elsewhere "
+                        f"({e.strerror or e})") from None
+    raise UserError(f"cannot write {path} ({reason}); the {what} is kept in {kept}")
+
+
+def write_text_output(path: str | Path, text: str, what: str) -> Path:
+    """`write_output` of a text file, written whole (`atomic_write`)."""
+    return write_output(path, lambda p: atomic_write(p, lambda tmp: tmp.write_text(text)), what)
+
+
+def _write_failure(e: BaseException) -> str | None:
+    """Why saving failed, when `e` says a write failed (torch's zip writer raises RuntimeErrors); else None."""
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    text = str(e)
+    if isinstance(e, RuntimeError) and ("PytorchStreamWriter" in text or "file write failed" in text
+                                        or "inline_container" in text):
+        return "the write failed"
+    return None
+
+
 def save_checkpoint(path: str | Path, kind: str, state: dict) -> None:
-    """torch.save `state` as a checkpoint of `kind`, atomically."""
-    atomic_write(path, lambda tmp: torch.save({**state, "kind": kind}, tmp))
+    """torch.save `state` as a checkpoint of `kind`, atomically. A failed write (a full disk) is one line;
+    the previous checkpoint, if any, stays as it was."""
+    path = Path(path)
+    try:
+        atomic_write(path, lambda tmp: torch.save({**state, "kind": kind}, tmp))
+    except (OSError, RuntimeError) as e:
+        reason = _write_failure(e)
+        if reason is None:
+            raise
+        try:
+            free = shutil.disk_usage(path.parent).free
+            reason += f"; {free / 1e6:.0f} MB free in {path.parent}" if free < 1e9 else ""
+        except OSError:
+            pass
+        kept = (f"the previous checkpoint {path} is kept" if path.exists()
+                else "no checkpoint was saved before this one")
+        raise UserError(f"cannot save the checkpoint {path} ({reason}); {kept}") from None
 
 
 def load_checkpoint(path: str | Path, kind: str) -> dict:

@@ -28,6 +28,7 @@ import torch
 from dexvision.config import apply_override, deep_update, from_dict, read_yaml
 from dexvision.distributed import any_rank, barrier, setup_distributed, teardown
 from dexvision.errors import UserError
+from dexvision.files import check_writable, write_text_output
 from dexvision.track.run import Run
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class Scaffold:
             raise UserError(f"--resume: no checkpoint in {self.run_dir}")
         if not resume and self.ckpt_path.exists():
             raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it, or another --out")
+        if self.main:  # before any work: a run directory that cannot be written ends here, not at the first save
+            check_writable(self.run_dir, "--out", directory=True)
         self._start = time.perf_counter()
 
     @property
@@ -122,7 +125,9 @@ class Scaffold:
     def finish(self, result: dict, tracker: Run | None) -> None:
         """Write RUN_DIR/metrics.json and close the tracker (rank 0), then leave the process group."""
         if self.main:
-            (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
-            if tracker is not None:
-                tracker.close()
+            try:
+                write_text_output(self.run_dir / "metrics.json", json.dumps(result, indent=1) + "\n", "run's summary")
+            finally:
+                if tracker is not None:
+                    tracker.close()
         teardown(self.world)

@@ -35,7 +35,8 @@ from dexvision.datasets.shards import (
 )
 from dexvision import distributed
 from dexvision.distributed import resolve_workers
-from dexvision.errors import UserError, cli
+from dexvision.errors import ArgumentParser, UserError, cli
+from dexvision.files import check_writable, write_output
 from dexvision.render.cli import add_data_arguments, data_config
 from dexvision.version import code_version
 
@@ -185,7 +186,7 @@ def parse_shards(text: str | None, num_shards: int) -> range:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="render-shards", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="render-shards", description=__doc__.split("\n\n")[0])
     p.add_argument("--n", required=True, help="samples in the dataset: 1000, 250k, 10M, 1e6")
     p.add_argument("--out", required=True, help="dataset directory (created; resumed if it exists)")
     add_data_arguments(p)
@@ -227,8 +228,7 @@ def write_preview(out: Path, path: Path, samples: int = 4) -> None:
         rows.append((images, pose))
         if len(rows) == samples:
             break
-    path.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(rows, annotate_labels=True).save(path)
+    write_output(path, contact_sheet(rows, annotate_labels=True).save, "preview")
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[DatasetSpec, range]:
@@ -253,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     spec, wanted = config_from_args(args)
     out = Path(args.out)
     workers = resolve_workers(args.workers)
+    check_writable(out, "--out", directory=True)
+    if args.preview:
+        check_writable(args.preview, "--preview")
+    if args.ray:
+        distributed.check_ray_reachable(args.ray)  # in seconds, before the dataset directory is made
     prepare_directory(out, spec)
     done = read_records(out, spec)
     todo = [sid for sid in wanted if sid not in done]
@@ -268,9 +273,9 @@ def main(argv: list[str] | None = None) -> int:
             ray.shutdown()
     manifest = write_manifest(out, spec)
     elapsed = time.perf_counter() - start
-    if args.preview:
-        write_preview(out, Path(args.preview))
     _report(out, records, manifest, elapsed)
+    if args.preview:  # after the dataset's summary: a preview that cannot be written loses nothing
+        write_preview(out, Path(args.preview))
     return 0
 
 

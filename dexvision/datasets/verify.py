@@ -11,7 +11,6 @@ bad shards when any is missing or corrupt.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import multiprocessing as mp
 import tarfile
@@ -23,7 +22,7 @@ from dexvision.datasets.format import check_pose, sample_key, shard_name
 from dexvision.datasets.reader import ShardFormatError, decode_sample, iter_raw
 from dexvision.distributed import resolve_workers
 from dexvision.datasets.shards import DatasetSpec, load_manifest
-from dexvision.errors import cli
+from dexvision.errors import ArgumentParser, cli
 
 
 def _sha256(path: Path) -> str:
@@ -78,7 +77,7 @@ def _check(args: tuple) -> tuple[int, str | None]:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="verify-shards", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="verify-shards", description=__doc__.split("\n\n")[0])
     p.add_argument("dir", help="dataset directory (holds dataset.json)")
     p.add_argument("--quick", action="store_true", help="check sizes and checksums only")
     p.add_argument("--workers", default="auto", help="processes (default: one per core)")

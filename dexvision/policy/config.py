@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from dexvision.config import bounds, check_bounds
 from dexvision.envs.curriculum import CurriculumConfig
 from dexvision.envs.task import OBS_MODES, EnvConfig
 from dexvision.policy.model import check_core
 from dexvision.policy.ppo import LossConfig
 from dexvision.policy.sac import SacConfig
+from dexvision.sim.scenes import check_task
 
 ALGOS = ("ppo", "bc", "bc+ppo", "sac")
 
@@ -118,3 +120,10 @@ class TrainPolicyConfig:
             raise ValueError(f"kl_target must be >= 0, got {self.kl_target}")
         if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError("need lr > 0, 0 < gamma <= 1 and 0 <= gae_lambda <= 1")
+        check_task(self.task)  # a ValueError: one line naming the field
+        check_bounds(self, bounds("image_size", "render_workers", "env_workers", "time_limit_min", "eval_every_min",
+                                  "log_every_s"))
+        # the environments' config the trainer derives (the task and image size put into env): its own checks
+        # run here, before anything starts
+        dataclasses.replace(self.env, task=self.task,
+                            render=dataclasses.replace(self.env.render, image_size=self.image_size))

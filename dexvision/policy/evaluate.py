@@ -27,7 +27,9 @@ from pathlib import Path
 
 import torch
 
-from dexvision.errors import UserError, cli
+from dexvision.config import check_flags
+from dexvision.errors import ArgumentParser, UserError, cli
+from dexvision.files import check_writable, write_text_output
 from dexvision.policy.checkpoint import build_policy, env_config_of, load_policy_checkpoint
 from dexvision.envs.episodes import MAX_PARALLEL, run_episodes, summarize_episodes
 from dexvision.envs.workers import make_env, resolve_env_workers
@@ -69,7 +71,7 @@ def evaluate_checkpoint(path: str | Path, episodes: int, *, greedy: bool = True,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate-policy", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="evaluate-policy", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train-policy")
     p.add_argument("--episodes", type=int, default=20, help="episodes to play (default 20)")
     p.add_argument("--sample", action="store_true", help="sample actions instead of taking the most likely")
@@ -90,20 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = build_parser().parse_args(argv)
-    if args.episodes < 1:
-        raise UserError("--episodes must be >= 1")
+    check_flags(args, "episodes", "render_workers", "env_workers")
+    if args.out:
+        check_writable(args.out, "--out")
     summary = evaluate_checkpoint(args.checkpoint, args.episodes, greedy=not args.sample, seed=args.seed,
                                   render_workers=args.render_workers, env_workers=args.env_workers,
                                   physics=args.physics, goal_max_angle=args.goal_max_angle)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(summary, indent=1) + "\n")
     mean, median = summary["mean_successes"], summary["median_successes"]
     goals = "" if args.goal_max_angle is None else f", goals within {args.goal_max_angle:g} rad"
     print(f"{summary['task']} {summary['obs']} policy ({summary['physics']} physics{goals}), {summary['episodes']} "
           f"episodes: successes per episode "
           f"mean {mean:.1f}, median {median:g} (min {summary['min_successes']}, max {summary['max_successes']}); "
           f"drop rate {summary['drop_rate']:.0%}")
+    if args.out:  # after the line above: a file that cannot be written loses nothing
+        write_text_output(args.out, json.dumps(summary, indent=1) + "\n", "evaluation summary")
     return 0
 
 

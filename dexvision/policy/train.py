@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from dexvision.config import flag_overrides, load_config, to_dict
+from dexvision.config import check_flag_agrees, flag_overrides, load_config, to_dict
 from dexvision.datasets.format import parse_count
 from dexvision.distributed import all_mean, gather_lists, is_main_process
-from dexvision.errors import UserError, cli
+from dexvision.errors import ArgumentParser, UserError, cli
 from dexvision.policy.checkpoint import load_for_resume, load_policy_checkpoint, load_teacher, save_policy
 from dexvision.policy.config import TrainPolicyConfig
 from dexvision.envs.curriculum import Curriculum
@@ -365,7 +365,7 @@ def train(cfg: TrainPolicyConfig, resume: bool = False) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train-policy", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="train-policy", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1])
     p.add_argument("--config", help="YAML TrainPolicyConfig")
     p.add_argument("--task", help="gimbal-block (default) or hand-block")
@@ -392,10 +392,13 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainPolicyConfig, list[
     overrides = flag_overrides(args, ("task", "obs", "algo", "teacher", "init_vision", "image_size", "num_envs",
                                       "env_workers", "seed", "out"), ("shared_embeddings", "wandb"))
     if args.physics is not None:
+        check_flag_agrees(args.set, "env.physics", "--physics", args.physics)
         overrides.append(f"env.physics={args.physics}")
     for flag in ("steps", "bc_steps"):  # counts like 2M or 200k
         if getattr(args, flag) is not None:
-            overrides.append(f"{flag}={parse_count(getattr(args, flag), '--' + flag.replace('_', '-'))}")
+            count = parse_count(getattr(args, flag), '--' + flag.replace('_', '-'))
+            check_flag_agrees(args.set, flag, "--" + flag.replace("_", "-"), count)
+            overrides.append(f"{flag}={count}")
     cfg = load_config(TrainPolicyConfig, args.config, overrides)
     if cfg.obs == "pixels" and not cfg.init_vision:
         check_arch(cfg.vision_arch)

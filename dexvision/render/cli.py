@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dexvision.config import flag_overrides, load_config
+from dexvision.config import check_flag_agrees, flag_overrides, load_config
 from dexvision.render.sample import DataConfig
 from dexvision.sim.scenes import TASKS
 
@@ -25,5 +25,6 @@ def data_config(args: argparse.Namespace) -> DataConfig:
     overrides = flag_overrides(args, {"task": "task", "image_size": "render.image_size",
                                       "cameras": "render.randomization.cameras.count", "seed": "seed"})
     if args.no_randomization:
+        check_flag_agrees(args.set, "render.randomization.enabled", "--no-randomization", False)
         overrides.append("render.randomization.enabled=false")
     return load_config(DataConfig, args.config, overrides)

@@ -18,7 +18,6 @@ import numpy as np
 from dexvision.errors import GLUnavailableError, UserError
 
 DEBIAN_GL_PACKAGES = "libegl1 libgl1-mesa-dri libglx-mesa0 libgles2"
-_SUPPORTED = ("egl", "osmesa")
 
 
 def configure_headless_gl() -> str:
@@ -36,19 +35,13 @@ def configure_headless_gl() -> str:
 
 
 def check_gl_platform() -> str:
-    pyopengl = os.environ.get("PYOPENGL_PLATFORM", "egl")
-    mujoco_gl = os.environ.get("MUJOCO_GL", pyopengl)
-    if pyopengl != mujoco_gl:
-        raise UserError(
-            f"PYOPENGL_PLATFORM={pyopengl} and MUJOCO_GL={mujoco_gl} disagree; "
-            "set both to egl (or both to osmesa)"
-        )
-    if pyopengl not in _SUPPORTED:
-        raise UserError(
-            f"PYOPENGL_PLATFORM={pyopengl} is not supported for headless rendering "
-            f"(valid: {', '.join(_SUPPORTED)})"
-        )
-    return pyopengl
+    """The GL platform (egl); one line naming the fix for any other, or for two that disagree."""
+    from dexvision import gl_platform_problem  # noqa: PLC0415
+
+    problem = gl_platform_problem()
+    if problem:
+        raise UserError(problem)
+    return os.environ.get("PYOPENGL_PLATFORM", "egl")
 
 
 _OFFSCREEN = None

@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from dexvision.errors import UserError, cli
+from dexvision.errors import ArgumentParser, UserError, cli
+from dexvision.files import check_writable, write_output
 from dexvision.render.cameras import project
 from dexvision.render.cli import add_data_arguments, data_config
 from dexvision.render.sample import SampleGenerator
@@ -64,7 +65,7 @@ def contact_sheet(rows: list[tuple[list[np.ndarray], dict]], annotate_labels: bo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="render-sheet", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="render-sheet", description=__doc__.split("\n\n")[0])
     add_data_arguments(p)
     p.add_argument("--samples", type=int, default=4, help="rows of the sheet (default 4)")
     p.add_argument("--first-index", type=int, default=0, help="global index of the first sample")
@@ -85,16 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must name a .png file, got {out}")
+    check_writable(out, "--out")
     generator = SampleGenerator(cfg)
     start = time.perf_counter()
     indices = range(args.first_index, args.first_index + args.samples)
     samples = [generator.generate(i) for i in tqdm(indices, desc=f"render {cfg.task}", unit="sample")]
     elapsed = time.perf_counter() - start
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        contact_sheet([(s.images, s.label) for s in samples], args.annotate).save(out)
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+    sheet = contact_sheet([(s.images, s.label) for s in samples], args.annotate)
+    write_output(out, sheet.save, "contact sheet")
     sampler = generator.sampler
     print(f"wrote {out}: {args.samples} samples x {cfg.render.randomization.cameras.count} cameras "
           f"at {cfg.render.image_size}px, {args.samples / elapsed:.1f} samples/s, "

@@ -20,7 +20,6 @@ git SHA and final metrics. The link and the record stay, so later calls need no 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -34,8 +33,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dexvision.distributed import connect_ray
-from dexvision.errors import UserError, cli
+from dexvision.config import check_flags
+from dexvision.errors import ArgumentParser, UserError, cli
+from dexvision.files import check_writable
 from dexvision.track.experiment import Experiment, RunSpec, command_line, load_experiment
+from dexvision.track.run import read_json
 from dexvision.version import git_sha
 
 log = logging.getLogger(__name__)
@@ -63,17 +65,13 @@ def check_command(name: str, argv: list[str]) -> None:
     import importlib  # noqa: PLC0415
 
     module = importlib.import_module(_MODULES[argv[0]])
-    parser = module.build_parser()
-
-    def refuse(message: str):
-        raise UserError(f"run '{name}': {argv[0]}: {message}")
-
-    parser.error = refuse
     try:
-        module.config_from_args(parser.parse_args(argv[1:]))
+        args = module.build_parser().parse_args(argv[1:])
     except UserError as e:
-        if str(e).startswith(f"run '{name}'"):
-            raise
+        raise UserError(f"run '{name}': {argv[0]}: {e}") from None
+    try:
+        module.config_from_args(args)
+    except UserError as e:
         raise UserError(f"run '{name}': {e}") from None
 
 
@@ -114,11 +112,13 @@ def status(exp: Experiment, run: RunSpec, in_set: bool) -> tuple[str, list[str]]
     """('done' | 'resume' | 'new', argv). A finished run whose command has since changed is an error."""
     argv = command_line(exp, run, in_set)
     record = done_record(exp, run.name)
-    if record.exists():
-        done = json.loads(record.read_text())
+    done = read_json(record, "done-record")
+    if done is not None:
         if done.get("reused"):
             return "done", argv
-        previous = done["argv"]
+        previous = done.get("argv")
+        if not isinstance(previous, list):
+            raise UserError(f"the done-record {record} names no command line; delete it to run '{run.name}' again")
         if previous != argv:
             raise UserError(f"run '{run.name}' finished with other arguments ({' '.join(previous[1:])}); delete "
                             f"{exp.run_dir(run.name)} and {record} to run it again")
@@ -242,7 +242,7 @@ def _run_on_ray(compared: list, logs: Path, cpus: float, gpus: float, finished) 
 @cli
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    p = argparse.ArgumentParser(prog="run-experiment", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="run-experiment", description=__doc__.split("\n\n")[0])
     p.add_argument("experiment", help="experiment file (YAML), e.g. configs/experiments/e2e-study.yaml")
     p.add_argument("--dry-run", action="store_true", help="print each run's state and command; run nothing")
     p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
@@ -254,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--use", action="append", default=[], metavar="NAME=DIR",
                    help="an existing run directory stands in for setup run NAME (repeatable)")
     args = p.parse_args(argv)
+    check_flags(args, "cpus_per_run", "gpus_per_run")
     exp = load_experiment(args.experiment)
+    if not args.dry_run:  # every run writes under runs_dir: one that cannot be written ends here
+        check_writable(exp.runs_dir, "runs_dir", directory=True)
     for item in args.use:
         name, sep, directory = item.partition("=")
         if not sep or not name or not directory:

@@ -9,12 +9,11 @@ steps or wall-clock minutes since the run's first logged point.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
-from dexvision.errors import UserError, cli
-from dexvision.track.run import read_metrics
+from dexvision.errors import ArgumentParser, UserError, cli
+from dexvision.files import check_writable, write_output
+from dexvision.track.run import read_json, read_metrics
 
 DEFAULT_METRICS = ("val/position_mm/median", "val/orientation_deg/median", "losses/total")
 
@@ -40,9 +39,14 @@ def plot_runs(run_dirs: list[Path], metrics: list[str], out: Path, x: str = "ste
         rows = read_metrics(d)
         if not rows:
             raise UserError(f"{d} has no metrics.jsonl (not a tracked run?)")
-        meta = Path(d) / "run.json"
-        name = json.loads(meta.read_text())["name"] if meta.exists() else Path(d).name
+        meta = read_json(Path(d) / "run.json", "run record") or {}
+        name = meta.get("name", Path(d).name)
         runs.append((name, rows))
+    logged = {key for _, rows in runs for row in rows for key in row} - {"step", "time"}
+    for metric in metrics:
+        if metric not in logged:
+            known = ", ".join(sorted(logged)[:12]) + (", ..." if len(logged) > 12 else "")
+            raise UserError(f"--metrics {metric}: no run logged it (they logged: {known or 'nothing'})")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for name, rows in runs:
@@ -56,14 +60,15 @@ def plot_runs(run_dirs: list[Path], metrics: list[str], out: Path, x: str = "ste
         ax.grid(True, alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        write_output(out, lambda path: fig.savefig(path, dpi=110), "plot")
+    finally:
+        plt.close(fig)
 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="plot-runs", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="plot-runs", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="run directories (hold metrics.jsonl)")
     p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
     p.add_argument("--x", choices=("steps", "minutes"), default="steps")
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must name a .png file, got {out}")
+    check_writable(out, "--out")
     plot_runs([Path(r) for r in args.runs], args.metrics, out, args.x, not args.linear)
     print(f"wrote {out}")
     return 0

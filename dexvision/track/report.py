@@ -23,7 +23,6 @@ it (`charts/median_successes`).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import dataclasses
 import html
@@ -31,10 +30,12 @@ import json
 import math
 from pathlib import Path
 
-from dexvision.errors import UserError, cli
+from dexvision.config import check_flags
+from dexvision.errors import ArgumentParser, UserError, cli
+from dexvision.files import check_writable, write_output, write_text_output
 from dexvision.track.experiment import DEFAULT_PANELS, Experiment, Panel, Section, load_experiment, run_args
 from dexvision.track.figures import X_LABELS, section_figure
-from dexvision.track.run import read_metrics
+from dexvision.track.run import read_json, read_metrics
 from dexvision.track.speedups import claim_results, claimed_factor, speedups, verdict_lines
 
 
@@ -65,10 +66,10 @@ def load_runs(exp: Experiment) -> list[RunData]:
     runs = []
     for run, run_set in exp.all_runs():
         d = exp.run_dir(run.name)
-        meta = json.loads((d / "run.json").read_text()) if (d / "run.json").exists() else {}
-        result = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
+        meta = read_json(d / "run.json", "run record") or {}
+        result = read_json(d / "metrics.json", "run summary") or {}
         if not result and (d / "dataset.json").exists():  # render-shards: its manifest, once complete
-            manifest = json.loads((d / "dataset.json").read_text())
+            manifest = read_json(d / "dataset.json", "dataset manifest") or {}
             if manifest.get("complete"):
                 result = {k: manifest[k] for k in ("num_samples", "num_shards", "bytes_written")}
                 result["git_sha"] = manifest.get("code_version", {}).get("git_sha", "")
@@ -270,7 +271,7 @@ def check(exp: Experiment, baseline: Path) -> list[str]:
         checks = json.loads(baseline.read_text())["checks"]
     except FileNotFoundError:
         raise UserError(f"baseline file not found: {baseline}") from None
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise UserError(f"{baseline} is not a baseline file (a JSON object with a 'checks' list)") from None
     runs = load_runs(exp)
     lines = []
@@ -298,8 +299,7 @@ def save_baseline(exp: Experiment, path: Path, tolerance: float) -> int:
             if value is not None:
                 checks.append({**key, "metric": metric, "value": value,
                                "tolerance": round(abs(value) * tolerance, 4), "higher_is_better": higher})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"experiment": exp.path, "checks": checks}, indent=1) + "\n")
+    write_text_output(path, json.dumps({"experiment": exp.path, "checks": checks}, indent=1) + "\n", "baseline")
     return len(checks)
 
 
@@ -311,7 +311,7 @@ class RegressionError(UserError):
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="report", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="report", description=__doc__.split("\n\n")[0])
     p.add_argument("experiment", help="experiment file (YAML)")
     p.add_argument("--out", help="HTML report to write (the Markdown version goes beside it, .md)")
     p.add_argument("--check", metavar="BASELINE.json", help="exit 1 when a metric regressed past its tolerance")
@@ -320,15 +320,22 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not (args.out or args.check or args.save_baseline):
         raise UserError("nothing to do: pass --out REPORT.html, --check BASELINE.json or --save-baseline FILE")
+    check_flags(args, "tolerance")
+    if args.out and Path(args.out).suffix.lower() != ".html":
+        raise UserError(f"--out must name an .html file, got {args.out}")
+    for flag, path in (("--out", args.out), ("--save-baseline", args.save_baseline)):
+        if path:  # before the runs are read: a path that cannot be written ends here
+            check_writable(path, flag)
     exp = load_experiment(args.experiment)
     if args.out:
         out = Path(args.out)
-        if out.suffix.lower() != ".html":
-            raise UserError(f"--out must name an .html file, got {out}")
-        out.parent.mkdir(parents=True, exist_ok=True)
         blocks, runs = build(exp)
-        write_html(blocks, out, exp.title)
-        write_markdown(blocks, out.with_suffix(".md"))
+
+        def write_both(path: Path) -> None:
+            write_html(blocks, path, exp.title)
+            write_markdown(blocks, path.with_suffix(".md"))
+
+        write_output(out, write_both, "report")
         done = sum(r.finished for r in runs)
         print(f"wrote {out} and {out.with_suffix('.md')} ({done} of {len(runs)} runs finished)")
     if args.save_baseline:

@@ -12,6 +12,7 @@ Metric names are grouped: `losses/`, `errors/`, `charts/`, `perf/`, `system/`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -20,6 +21,8 @@ from pathlib import Path
 from dexvision.errors import UserError
 from dexvision.track.system import SystemMonitor
 from dexvision.version import git_sha
+
+log = logging.getLogger(__name__)
 
 
 def run_name(name: str) -> str:
@@ -42,8 +45,9 @@ class Run:
         except OSError as e:
             raise UserError(f"cannot create run directory {self.dir}: {e.strerror or e}") from None
         meta_path = self.dir / "run.json"
-        if resume and meta_path.exists():
-            self.name = json.loads(meta_path.read_text())["name"]
+        meta = read_json(meta_path, "run record") if resume else None
+        if meta and "name" in meta:
+            self.name = meta["name"]
         else:
             self.name = run_name(name)
             meta = {"name": self.name, "git_sha": git_sha(), "config": config, "argv": sys.argv,
@@ -53,9 +57,8 @@ class Run:
         self.system = SystemMonitor()
         jsonl = self.dir / "metrics.jsonl"
         if resume and resume_step is not None and jsonl.exists():
-            kept = [line for line in jsonl.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            jsonl.write_text("".join(line + "\n" for line in kept))
+            kept = [row for row in read_metrics(self.dir) if row.get("step", 0) <= resume_step]
+            jsonl.write_text("".join(json.dumps(row) + "\n" for row in kept))
         self._jsonl = open(jsonl, "a" if resume else "w")
         from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - heavy import
 
@@ -103,9 +106,46 @@ def _init_wandb(run_dir: Path, name: str, config: dict):
                       dir=str(run_dir), config=config, mode=mode, resume="allow")
 
 
+def read_json(path: str | Path, what: str = "file") -> dict | None:
+    """A JSON object a run wrote (run.json, metrics.json, a done-record); None when there is none. One line
+    naming the file when it is cut (a run killed while writing it) or not JSON."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read the {what} {path} ({getattr(e, 'strerror', None) or type(e).__name__})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        how = "is empty" if not text.strip() else f"is cut short or not valid JSON (line {e.lineno})"
+        raise UserError(f"the {what} {path} {how} (a run killed while writing it?); delete it, or run "
+                        "that run again") from None
+    if not isinstance(data, dict):
+        raise UserError(f"the {what} {path} holds no JSON object")
+    return data
+
+
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The metrics.jsonl of a run, as a list of dicts."""
+    """The metrics.jsonl of a run, as a list of dicts. A run killed while writing a line leaves it cut: the
+    lines before it are read, and a warning line says what was skipped."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    lines = path.read_text(errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict):
+            rest = sum(1 for later in lines[number:] if later.strip())
+            log.warning("%s: line %d is cut or not JSON (a killed run?); read the %d line(s) before it%s", path,
+                        number, len(rows), f", skipped {rest} after it" if rest else "")
+            break
+        rows.append(row)
+    return rows

@@ -18,10 +18,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dexvision.config import to_dict
+from dexvision.config import check_flags, to_dict
 from dexvision.datasets.loader import shard_urls
 from dexvision.datasets.shards import load_manifest
-from dexvision.errors import UserError, cli
+from dexvision.errors import ArgumentParser, UserError, cli
+from dexvision.files import check_writable, write_output, write_text_output
 from dexvision.vision.checkpoint import build_model, load_checkpoint
 from dexvision.vision.evaluation import evaluate
 from dexvision.vision.shift import markdown_table, shift_table, write_table
@@ -69,26 +70,24 @@ def _single(args, ckpt: dict, result: dict, out: Path) -> None:
     metrics = result["metrics"]
     record = {"checkpoint": str(args.checkpoint), "data": result["data"], "step": ckpt["step"],
               "arch": ckpt["model_config"]["arch"], "metrics": metrics}
-    try:
-        out.write_text(json.dumps(record, indent=1) + "\n")
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
-    print(f"{'metric':<24}{'mean':>10}{'median':>10}{'p90':>10}")
+    print(f"{'metric':<24}{'mean':>10}{'median':>10}{'p90':>10}")  # first: a file that cannot be written loses none
     for name in ("position_mm", "orientation_deg"):
         print(f"{name:<24}" + "".join(f"{metrics[f'{name}/{s}']:>10.2f}" for s in ("mean", "median", "p90")))
+    write_text_output(out, json.dumps(record, indent=1) + "\n", "evaluation")
     print(f"{metrics['samples']:.0f} samples; written to {out}")
 
 
 def _several(args, ckpt: dict, results: list[dict], reference: str, out: Path) -> None:
     table = {"checkpoint": str(args.checkpoint), "step": ckpt["step"], "arch": ckpt["model_config"]["arch"],
              "task": ckpt.get("task"), **shift_table(results, reference)}
-    paths = write_table(table, out)
-    print(markdown_table(table), end="")
+    print(markdown_table(table), end="")  # first: files that cannot be written lose nothing
+    paths: list[Path] = []
+    write_output(out, lambda path: paths.extend(write_table(table, path)), "shift table")
     print(f"written to {', '.join(str(p) for p in paths)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate-vision", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="evaluate-vision", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train-vision")
     p.add_argument("--data", required=True, action="append",
                    help="dataset directory made by render-shards; give several for a shift table")
@@ -105,11 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 @cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.max_samples < 0:
-        raise UserError(f"--max-samples must be >= 0, got {args.max_samples}")
+    check_flags(args, "batch_size", "num_workers", "max_samples")
     ckpt = load_checkpoint(args.checkpoint)
     data, reference = _sets(args.data, args.reference)
-    out = _out(args, data)
+    out = check_writable(_out(args, data), "--out")
     specs = [_spec(ckpt, d) for d in data]  # every set is checked before any is evaluated
     urls = [shard_urls(d) for d in data]
     model = build_model(ckpt)

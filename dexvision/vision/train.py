@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dexvision.config import flag_overrides, load_config, to_dict
+from dexvision.config import bounds, check_bounds, flag_overrides, load_config, to_dict
 from dexvision.datasets.loader import make_loader
 from dexvision.datasets.shards import load_manifest
 from dexvision.distributed import barrier, is_main_process
-from dexvision.errors import UserError, cli
+from dexvision.errors import ArgumentParser, UserError, cli
 from dexvision.track.run import add_run_flags, run_name
 from dexvision.trainer import Scaffold, resumed_config, seeded
 from dexvision.version import git_sha
@@ -82,8 +82,14 @@ class TrainVisionConfig:
             raise ValueError("val_fraction must be in (0, 1)")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
-        if self.follow_wait_min < 0:
-            raise ValueError(f"follow_wait_min must be >= 0, got {self.follow_wait_min}")
+        check_bounds(self, bounds("num_workers", "time_limit_min", "log_every_s", "follow_wait_min"))
+        if self.image_size is not None:
+            check_bounds(self, bounds("image_size"))
+        for name in ("warmup_steps", "val_samples", "shuffle_buffer"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.head_hidden < 1 or self.weight_decay < 0:
+            raise ValueError("need head_hidden >= 1 and weight_decay >= 0")
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -96,7 +102,8 @@ def split_shards(data: str, val_data: str | None, val_fraction: float) -> tuple[
         if not Path(p).exists() or Path(p).stat().st_size != r["bytes"]:
             raise UserError(f"shard {p} is missing or has the wrong size; run verify-shards {data}")
     if val_data:
-        train, (val_manifest, _) = paths, load_manifest(Path(val_data))
+        train, (val_manifest, val_spec) = paths, load_manifest(Path(val_data))
+        _check_val_data(data, spec, val_data, val_spec)
         val = [str(Path(val_data) / r["shard"]) for r in sorted(val_manifest["shards"], key=lambda r: r["id"])]
     else:
         if len(paths) < 2:
@@ -110,6 +117,17 @@ def split_shards(data: str, val_data: str | None, val_fraction: float) -> tuple[
     identity = {"path": str(Path(data).resolve()), "spec_sha256": hashlib.sha256(spec_json.encode()).hexdigest(),
                 "train_shards": len(train), "val_shards": len(val), "val_data": val_data}
     return train, val, {"identity": identity, "spec": spec}
+
+
+def _check_val_data(data: str, spec, val_data: str, val_spec) -> None:
+    """Refuse a validation set the model trained on `data` cannot be measured on: another task, or another
+    number of cameras (other image sizes are resized, as for training)."""
+    task, val_task = spec.data.task, val_spec.data.task
+    if task != val_task:
+        raise UserError(f"--val-data {val_data} is a {val_task} dataset, --data {data} a {task} one")
+    cams, val_cams = (s.data.render.randomization.cameras.count for s in (spec, val_spec))
+    if cams != val_cams:
+        raise UserError(f"--val-data {val_data} has {val_cams} camera(s) per sample, --data {data} has {cams}")
 
 
 # -- training -------------------------------------------------------------------------------
@@ -308,7 +326,7 @@ def train(cfg: TrainVisionConfig, resume: bool = False) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train-vision", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="train-vision", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="YAML TrainVisionConfig")
     p.add_argument("--data", help="dataset directory made by render-shards")
     p.add_argument("--val-data", help="validation dataset directory (default: hold out the last shards of --data)")
