@@ -63,7 +63,7 @@ OBS_MODES = ("state", "pixels")
 ACTION_MODES = ("absolute", "relative")
 GOAL_FRAMES = ("block", "hand")
 ACTION_TYPES = ("discrete", "continuous")
-ROTATION_REWARDS = ("progress", "inverse", "none")
+ROTATION_REWARDS = ("progress", "inverse", "distance", "none")
 GOAL_MODES = ("sequence", "single")
 TIMEOUTS = ("end", "resample")
 GOAL_REPRS = ("rotvec", "matrix")
@@ -92,8 +92,10 @@ class EnvConfig:
     progress_reward: float = 1.0
     # the rotation term: "progress", progress_reward x the decrease of the distance (Learning Dexterity), or
     # "inverse", 1 / (distance + rotation_eps) every step (Isaac Gym's ShadowHand: denser near the goal), or
-    # "none": only the success bonus (every step within the threshold, with goals single) and the drop penalty.
-    # inverse and none are functions of (achieved orientation, goal, drop): goal relabelling can recompute them
+    # "distance", -progress_reward x the distance every step (dense, and what is left to turn, not how much the
+    # last step turned), or "none": only the success bonus (every step within the threshold, with goals single)
+    # and the drop penalty. inverse, distance and none are functions of (achieved orientation, goal, drop):
+    # goal relabelling can recompute them
     rotation_reward: str = "progress"
     rotation_eps: float = 0.1
     position_penalty: float = 0.0  # per metre of the block's distance from its rest point, every step (hand)
@@ -428,6 +430,8 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         dist = self._distance(quat)
         if self.cfg.rotation_reward == "inverse":
             reward = 1.0 / (dist + self.cfg.rotation_eps)
+        elif self.cfg.rotation_reward == "distance":
+            reward = -self.cfg.progress_reward * dist
         elif self.cfg.rotation_reward == "none":
             reward = np.zeros(self.num_envs)
         else:

@@ -10,7 +10,7 @@ the replay buffer (dexvision.policy.sac.HerBuffer) and after every vector step m
 replaced, with probability k / (k + 1), by an orientation the block reached later in the
 same episode, and its reward and goal-dependent inputs are recomputed for it: the training
 environment's reward must be a function of (achieved orientation, goal, drop) (`env.rotation_reward`
-none or inverse; `dexvision.policy.sac.GoalReward` computes the same). Episodes that end by
+none, inverse or distance; `dexvision.policy.sac.GoalReward` computes the same). Episodes that end by
 the goal clock bootstrap from their final observation; only a drop is terminal.
 
 Training may play one goal per episode (`env.goals: single`); the checkpoint's environment
@@ -39,7 +39,7 @@ from dexvision.envs.episodes import MAX_PARALLEL, obs_tensors, run_episodes, sum
 from dexvision.envs.task import GOAL_KEYS, BlockReorientEnv, evaluation_env, goal_observation, state_keys
 from dexvision.policy.loop import EpisodeStats
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
-from dexvision.policy.sac import GoalReward, HerBuffer, SacLearner
+from dexvision.policy.sac import RELABELLED_REWARDS, GoalReward, HerBuffer, SacLearner
 from dexvision.envs.workers import make_env, resolve_env_workers
 from dexvision.track.run import run_name
 from dexvision.trainer import Scaffold, seeded
@@ -62,9 +62,9 @@ def check_sac_config(cfg: TrainPolicyConfig) -> None:
         raise UserError("--algo sac needs core: mlp (a feed-forward actor; transitions are sampled one by one)")
     if cfg.teacher or cfg.init_vision:
         raise UserError("--algo sac trains a state teacher from scratch: --teacher and --init-vision do not apply")
-    if cfg.env.rotation_reward not in ("none", "inverse") or cfg.env.position_penalty:
+    if cfg.env.rotation_reward not in RELABELLED_REWARDS or cfg.env.position_penalty:
         raise UserError("--algo sac relabels goals: the reward must be a function of (achieved orientation, goal, "
-                        "drop): --set env.rotation_reward=none (or inverse) and env.position_penalty=0")
+                        "drop): --set env.rotation_reward=none (or inverse, or distance) and env.position_penalty=0")
     if cfg.curriculum.enabled:
         raise UserError("--algo sac plays uniform goals and relabels them: set curriculum.enabled=false")
 

@@ -61,31 +61,38 @@ class SacConfig:
             raise ValueError(f"sac.critic_hidden must list positive layer widths, got {self.critic_hidden}")
 
 
+RELABELLED_REWARDS = ("none", "inverse", "distance")  # the EnvConfig.rotation_reward kinds GoalReward computes
+
+
 @dataclasses.dataclass
 class GoalReward:
     """The environment's reward as a function of (achieved orientation, goal, drop), for unit quaternions:
-    success * 1[angle < threshold] - drop * dropped, plus 1 / (angle + eps) with rotation "inverse"."""
+    success * 1[angle < threshold] - drop * dropped, plus 1 / (angle + eps) with rotation "inverse" or
+    -weight * angle with rotation "distance"."""
 
     threshold: float
     success: float = 1.0
     drop: float = 5.0
-    rotation: str = "none"  # none or inverse (EnvConfig.rotation_reward)
+    rotation: str = "none"  # none, inverse or distance (EnvConfig.rotation_reward)
     eps: float = 0.1
+    weight: float = 1.0  # distance: per radian (EnvConfig.progress_reward)
 
     @classmethod
     def of_env(cls, env) -> GoalReward:
         """The reward of an EnvConfig whose reward depends on (achieved, goal, drop) alone."""
-        if env.rotation_reward not in ("none", "inverse") or env.position_penalty:
+        if env.rotation_reward not in RELABELLED_REWARDS or env.position_penalty:
             raise ValueError("goal relabelling needs a reward of (achieved orientation, goal, drop): "
-                             "env.rotation_reward none or inverse, and env.position_penalty 0")
+                             f"env.rotation_reward one of {', '.join(RELABELLED_REWARDS)}, and env.position_penalty 0")
         return cls(env.success_threshold, env.success_reward, env.drop_penalty, env.rotation_reward,
-                   env.rotation_eps)
+                   env.rotation_eps, env.progress_reward)
 
     def __call__(self, achieved: np.ndarray, goal: np.ndarray, dropped: np.ndarray) -> np.ndarray:
         angle = quat_angle(achieved, goal)
         reward = self.success * (angle < self.threshold) - self.drop * dropped
         if self.rotation == "inverse":
             reward = reward + 1.0 / (angle + self.eps)
+        elif self.rotation == "distance":
+            reward = reward - self.weight * angle
         return reward.astype(np.float32)
 
 
