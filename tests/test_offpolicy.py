@@ -41,7 +41,7 @@ def tiny_sac(tmp_path, *extra: str) -> TrainPolicyConfig:
 
 
 # -- the environment's side ------------------------------------------------------------
-@pytest.mark.parametrize("rotation", ["none", "inverse", "distance"])
+@pytest.mark.parametrize("rotation", ["none", "inverse", "distance", "closeness"])
 def test_relabelled_reward_is_the_environments_reward_for_that_goal(rotation):
     """Two copies of the same episodes, one playing other goals: the physics is the same (goals do not push the
     block), and GoalReward of (what copy A achieved, copy B's goal, drop) is what copy B's environment paid."""

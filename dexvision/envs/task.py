@@ -63,7 +63,7 @@ OBS_MODES = ("state", "pixels")
 ACTION_MODES = ("absolute", "relative")
 GOAL_FRAMES = ("block", "hand")
 ACTION_TYPES = ("discrete", "continuous")
-ROTATION_REWARDS = ("progress", "inverse", "distance", "none")
+ROTATION_REWARDS = ("progress", "inverse", "distance", "closeness", "none")
 GOAL_MODES = ("sequence", "single")
 TIMEOUTS = ("end", "resample")
 GOAL_REPRS = ("rotvec", "matrix")
@@ -93,9 +93,10 @@ class EnvConfig:
     # the rotation term: "progress", progress_reward x the decrease of the distance (Learning Dexterity), or
     # "inverse", 1 / (distance + rotation_eps) every step (Isaac Gym's ShadowHand: denser near the goal), or
     # "distance", -progress_reward x the distance every step (dense, and what is left to turn, not how much the
-    # last step turned), or "none": only the success bonus (every step within the threshold, with goals single)
-    # and the drop penalty. inverse, distance and none are functions of (achieved orientation, goal, drop):
-    # goal relabelling can recompute them
+    # last step turned; negative, so a drop that ends the episode early can pay), "closeness", progress_reward x
+    # (1 - distance / pi) every step (the same slope, never negative: a drop only loses what was to come), or
+    # "none": only the success bonus (every step within the threshold, with goals single) and the drop penalty.
+    # All but progress are functions of (achieved orientation, goal, drop): goal relabelling can recompute them
     rotation_reward: str = "progress"
     rotation_eps: float = 0.1
     position_penalty: float = 0.0  # per metre of the block's distance from its rest point, every step (hand)
@@ -432,6 +433,8 @@ class BlockReorientEnv(gym.vector.VectorEnv):
             reward = 1.0 / (dist + self.cfg.rotation_eps)
         elif self.cfg.rotation_reward == "distance":
             reward = -self.cfg.progress_reward * dist
+        elif self.cfg.rotation_reward == "closeness":
+            reward = self.cfg.progress_reward * (1.0 - dist / math.pi)
         elif self.cfg.rotation_reward == "none":
             reward = np.zeros(self.num_envs)
         else:

@@ -10,7 +10,7 @@ the replay buffer (dexvision.policy.sac.HerBuffer) and after every vector step m
 replaced, with probability k / (k + 1), by an orientation the block reached later in the
 same episode, and its reward and goal-dependent inputs are recomputed for it: the training
 environment's reward must be a function of (achieved orientation, goal, drop) (`env.rotation_reward`
-none, inverse or distance; `dexvision.policy.sac.GoalReward` computes the same). Episodes that end by
+none, inverse, distance or closeness; `dexvision.policy.sac.GoalReward` computes the same). Episodes that end by
 the goal clock bootstrap from their final observation; only a drop is terminal.
 
 Training may play one goal per episode (`env.goals: single`); the checkpoint's environment
@@ -64,7 +64,7 @@ def check_sac_config(cfg: TrainPolicyConfig) -> None:
         raise UserError("--algo sac trains a state teacher from scratch: --teacher and --init-vision do not apply")
     if cfg.env.rotation_reward not in RELABELLED_REWARDS or cfg.env.position_penalty:
         raise UserError("--algo sac relabels goals: the reward must be a function of (achieved orientation, goal, "
-                        "drop): --set env.rotation_reward=none (or inverse, or distance) and env.position_penalty=0")
+                        "drop): --set env.rotation_reward=none (or inverse, distance, closeness) and env.position_penalty=0")
     if cfg.curriculum.enabled:
         raise UserError("--algo sac plays uniform goals and relabels them: set curriculum.enabled=false")
 

@@ -61,21 +61,21 @@ class SacConfig:
             raise ValueError(f"sac.critic_hidden must list positive layer widths, got {self.critic_hidden}")
 
 
-RELABELLED_REWARDS = ("none", "inverse", "distance")  # the EnvConfig.rotation_reward kinds GoalReward computes
+RELABELLED_REWARDS = ("none", "inverse", "distance", "closeness")  # the EnvConfig.rotation_reward kinds GoalReward computes
 
 
 @dataclasses.dataclass
 class GoalReward:
     """The environment's reward as a function of (achieved orientation, goal, drop), for unit quaternions:
-    success * 1[angle < threshold] - drop * dropped, plus 1 / (angle + eps) with rotation "inverse" or
-    -weight * angle with rotation "distance"."""
+    success * 1[angle < threshold] - drop * dropped, plus 1 / (angle + eps) with rotation "inverse",
+    -weight * angle with "distance" or weight * (1 - angle / pi) with "closeness"."""
 
     threshold: float
     success: float = 1.0
     drop: float = 5.0
-    rotation: str = "none"  # none, inverse or distance (EnvConfig.rotation_reward)
+    rotation: str = "none"  # none, inverse, distance or closeness (EnvConfig.rotation_reward)
     eps: float = 0.1
-    weight: float = 1.0  # distance: per radian (EnvConfig.progress_reward)
+    weight: float = 1.0  # distance, closeness: EnvConfig.progress_reward
 
     @classmethod
     def of_env(cls, env) -> GoalReward:
@@ -93,6 +93,8 @@ class GoalReward:
             reward = reward + 1.0 / (angle + self.eps)
         elif self.rotation == "distance":
             reward = reward - self.weight * angle
+        elif self.rotation == "closeness":
+            reward = reward + self.weight * (1.0 - angle / math.pi)
         return reward.astype(np.float32)
 
 
