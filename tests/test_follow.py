@@ -133,7 +133,7 @@ def test_follow_gives_up_in_one_line_when_nothing_comes(tmp_path, capsys):
     one_error_line("\n".join(line for line in err.splitlines() if not line.startswith("waiting")),
                    "no dexvision dataset appeared at")
     assert train_cli.main(["--data", str(tmp_path), "--follow", "--set", "follow_wait_min=-1"]) == 2
-    one_error_line(capsys.readouterr().err, "follow_wait_min must be >= 0")
+    one_error_line(capsys.readouterr().err, "follow_wait_min -1.0 goes past its valid bounds >= 0")
 
 
 def test_train_vision_waits_for_render_shards_started_after_it(source, tmp_path):
