@@ -152,3 +152,17 @@ class Collector:
         rollout = Rollout(obs={k: torch.stack(v) for k, v in obs_steps.items()}, chunk_states=torch.stack(chunk_states),
                           **stacked)
         return rollout, next_value * (1.0 - self.starts)
+
+
+def log_when_due(trainer, metrics: dict, last: dict) -> None:
+    """What both train-policy trainers (PPO/BC's and the off-policy one) do after an iteration, on rank 0:
+    a greedy evaluation when `eval_every_min` has passed, then a log line every `log_every_s` (and at the last
+    frame, and whenever an evaluation ran). `last` holds the clock times of the last evaluation and log."""
+    cfg, now = trainer.cfg, time.perf_counter()
+    if cfg.eval_every_min and now - last["eval"] >= 60 * cfg.eval_every_min:
+        metrics.update({f"eval/{k}": v for k, v in trainer.evaluate().items()})
+        last["eval"] = now = time.perf_counter()
+    if now - last["log"] >= cfg.log_every_s or trainer.frames >= cfg.steps or "eval/episodes" in metrics:
+        metrics["perf/wall_time_s"] = trainer.scaffold.wall_time
+        trainer.tracker.log(trainer.frames, metrics)
+        last["log"] = now

@@ -37,7 +37,7 @@ from dexvision.policy.checkpoint import load_policy_checkpoint, save_policy
 from dexvision.policy.config import TrainPolicyConfig
 from dexvision.envs.episodes import MAX_PARALLEL, obs_tensors, run_episodes, summarize_episodes
 from dexvision.envs.task import GOAL_KEYS, BlockReorientEnv, evaluation_env, goal_observation, state_keys
-from dexvision.policy.loop import EpisodeStats
+from dexvision.policy.loop import EpisodeStats, log_when_due
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.policy.sac import RELABELLED_REWARDS, GoalReward, HerBuffer, SacLearner
 from dexvision.envs.workers import make_env, resolve_env_workers
@@ -227,7 +227,7 @@ class SacTrainer:
                     "perf/env_fraction": (self.seconds["env"] - env_before) / dt,
                     "perf/update_fraction": (self.seconds["update"] - update_before) / dt,
                     **self.stats.metrics()})
-                self._log(metrics, last)
+                log_when_due(self, metrics, last)
                 bar.set_postfix(successes=f"{metrics.get('charts/successes_per_episode', 0):.2f}",
                                 drops=f"{metrics.get('charts/drop_rate', 0):.2f}")
                 if self.iteration % cfg.checkpoint_every == 0:
@@ -235,16 +235,6 @@ class SacTrainer:
         finally:
             bar.close()
         return metrics, False
-
-    def _log(self, metrics: dict, last: dict) -> None:
-        cfg, now = self.cfg, time.perf_counter()
-        if cfg.eval_every_min and now - last["eval"] >= 60 * cfg.eval_every_min:
-            metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
-            last["eval"] = now = time.perf_counter()
-        if now - last["log"] >= cfg.log_every_s or self.frames >= cfg.steps or "eval/episodes" in metrics:
-            metrics["perf/wall_time_s"] = self.scaffold.wall_time
-            self.tracker.log(self.frames, metrics)
-            last["log"] = now
 
     def run(self) -> dict:
         cfg = self.cfg

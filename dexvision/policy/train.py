@@ -34,7 +34,7 @@ from dexvision.policy.checkpoint import load_for_resume, load_policy_checkpoint,
 from dexvision.policy.config import TrainPolicyConfig
 from dexvision.envs.curriculum import Curriculum
 from dexvision.envs.episodes import MAX_PARALLEL, run_episodes, summarize_episodes
-from dexvision.policy.loop import Collector, EpisodeStats
+from dexvision.policy.loop import Collector, EpisodeStats, log_when_due
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.envs.task import BlockReorientEnv, evaluation_env, state_keys
 from dexvision.policy.ppo import NoiseScale, RewardScaler, bc_loss, compute_gae, ppo_loss, update
@@ -280,17 +280,6 @@ class PolicyTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = min(max(group["lr"] * factor, 1e-6), 1e-2)
 
-    def _log(self, metrics: dict, last: dict) -> None:
-        """Rank 0: evaluate when due, then log every few seconds (and whenever an evaluation ran)."""
-        cfg, now = self.cfg, time.perf_counter()
-        if cfg.eval_every_min and now - last["eval"] >= 60 * cfg.eval_every_min:
-            metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
-            last["eval"] = now = time.perf_counter()
-        if now - last["log"] >= cfg.log_every_s or self.frames >= cfg.steps or "eval/episodes" in metrics:
-            metrics["perf/wall_time_s"] = self.scaffold.wall_time
-            self.tracker.log(self.frames, metrics)
-            last["log"] = now
-
     def _loop(self) -> tuple[dict, bool]:
         """Iterate to cfg.steps or the time limit (agreed by every rank); (last metrics, stopped by the limit)."""
         from tqdm import tqdm  # noqa: PLC0415
@@ -308,7 +297,7 @@ class PolicyTrainer:
                 metrics = self.iterate()
                 bar.update(self.frames - before)
                 if self.scaffold.main:
-                    self._log(metrics, last)
+                    log_when_due(self, metrics, last)
                     bar.set_postfix(reward=f"{metrics['charts/mean_reward']:.3f}",
                                     successes=f"{metrics.get('charts/successes_per_episode', 0):.1f}")
                 if self.iteration % cfg.checkpoint_every == 0:
