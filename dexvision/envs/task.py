@@ -175,10 +175,11 @@ class EnvConfig:
 
 def evaluation_env(env: EnvConfig, task_reward: bool = False) -> EnvConfig:
     """`env` with Learning Dexterity's episode rules where training may depart from them (a new goal after each
-    success up to max_successes, a goal timeout ends the episode, no other step limit): what train-policy's
+    success up to max_successes, within 0.4 rad, a goal timeout ends the episode, no other step limit): what train-policy's
     evaluations play and a checkpoint records. `task_reward` also restores the task's reward (progress,
     +5 a success, -20 a drop), for a learner trained on another, so returns compare across learners."""
-    rules = dict(goals="sequence", timeout="end", max_episode_steps=0)
+    rules = dict(goals="sequence", timeout="end", max_episode_steps=0,
+                 success_threshold=EnvConfig.success_threshold)  # the task's tolerance, whatever training used
     if task_reward:
         task = EnvConfig()
         rules.update({k: getattr(task, k) for k in ("rotation_reward", "success_reward", "drop_penalty",
