@@ -155,6 +155,10 @@ ROWS = [
     ("train-policy", [*TP, "--algo", "bc"], ["needs --teacher"]),
     ("train-policy", [*TP, "--algo", "bc", "--teacher", "{tmp}/none.pt"], ["checkpoint not found"]),
     ("train-policy", [*TP, "--algo", "bc", "--teacher", "{vckpt}"], ["not a dexvision-policy checkpoint"]),
+    ("train-policy", [*TP, "--teacher", "{tmp}/t.pt"], ["--teacher is used by --algo bc and bc+ppo only, not ppo"]),
+    ("train-policy", [*TP, "--init-vision", "{vckpt}"], ["--init-vision starts a pixel policy's", "needs --obs pixels"]),
+    ("train-policy", [*TP, "--set", "bc_steps=100"], ["bc_steps is used by --algo bc+ppo only, not ppo"]),
+    ("train-policy", [*TP, "--set", "sac.batch_size=64"], ["sac.batch_size is used by --algo sac only, not ppo"]),
     # -- evaluate-policy
     ("evaluate-policy", ["--checkpoint", "{tmp}/none.pt"], ["checkpoint not found"]),
     ("evaluate-policy", ["--checkpoint", "{vckpt}"], ["is a dexvision-vision checkpoint, not a dexvision-policy"]),

@@ -100,6 +100,17 @@ class TrainPolicyConfig:
             raise ValueError(f"num_envs ({self.num_envs}) must be divisible by minibatches ({self.minibatches})")
         if self.algo in ("bc", "bc+ppo") and not self.teacher:
             raise ValueError(f"--algo {self.algo} needs --teacher (a state policy checkpoint)")
+        # a value the chosen mode would ignore is refused: the user meant something that would not happen
+        if self.teacher and self.algo not in ("bc", "bc+ppo"):
+            raise ValueError(f"--teacher is used by --algo bc and bc+ppo only, not {self.algo}: drop it, "
+                             "or choose --algo bc")
+        if self.init_vision and self.obs != "pixels":
+            raise ValueError("--init-vision starts a pixel policy's vision sub-model: it needs --obs pixels")
+        if self.bc_steps and self.algo != "bc+ppo":
+            raise ValueError(f"bc_steps is used by --algo bc+ppo only, not {self.algo}")
+        if self.algo != "sac" and self.sac != SacConfig():
+            changed = [f.name for f in dataclasses.fields(SacConfig) if getattr(self.sac, f.name) != getattr(SacConfig(), f.name)]
+            raise ValueError(f"sac.{changed[0]} is used by --algo sac only, not {self.algo}")
         if self.eval_episodes < 1:
             raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
         if self.algo == "bc+ppo" and self.bc_steps >= self.steps:
