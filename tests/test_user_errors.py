@@ -117,6 +117,8 @@ ROWS = [
     ("train-vision", [], ["--data is required"]),
     ("train-vision", ["--data", "{data}", "--val-data", "{two}", "--out", "{tmp}/r"],
      ["--val-data", "2 camera(s) per sample", "has 3"]),
+    ("train-vision", ["--data", "{data}", "--val-data", "{two}", "--follow", "--out", "{tmp}/r"],
+     ["--val-data", "2 camera(s) per sample", "has 3"]),
     ("train-vision", ["--data", "{data}", "--resume", "--out", "{tmp}/r"], ["--resume: no checkpoint"]),
     ("train-vision", ["--data", "{tmp}/none", "--out", "{tmp}/r"], ["not a dexvision dataset"]),
     ("train-vision", ["--data", "{data}", "--config", "{binary}"], ["is not text"]),

@@ -349,3 +349,14 @@ def load_manifest(out: Path) -> tuple[dict, DatasetSpec]:
         return manifest, from_dict(DatasetSpec, manifest["spec"])
     except (ValueError, KeyError, UserError):
         raise UserError(f"{path} is not a valid dexvision manifest") from None
+
+
+def check_val_data(data: str, spec: DatasetSpec, val_data: str, val_spec: DatasetSpec) -> None:
+    """Refuse a validation set a pose model trained on `data` cannot be measured on: another task, or another
+    number of cameras (other image sizes are resized, as for training)."""
+    task, val_task = spec.data.task, val_spec.data.task
+    if task != val_task:
+        raise UserError(f"--val-data {val_data} is a {val_task} dataset, --data {data} a {task} one")
+    cams, val_cams = (s.data.render.randomization.cameras.count for s in (spec, val_spec))
+    if cams != val_cams:
+        raise UserError(f"--val-data {val_data} has {val_cams} camera(s) per sample, --data {data} has {cams}")

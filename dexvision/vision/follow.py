@@ -23,6 +23,7 @@ import torch
 from dexvision.datasets.follow import ShardWatcher, make_follow_loader
 from dexvision.datasets.format import shard_name
 from dexvision.datasets.loader import shard_urls
+from dexvision.datasets.shards import check_val_data, load_manifest
 from dexvision.distributed import gather_lists
 from dexvision.errors import UserError
 
@@ -81,6 +82,8 @@ class FollowData:
         if not self.train_ids:
             raise UserError(f"{cfg.data} plans {n} shard(s): hold-out validation needs at least 2 "
                             "(use a smaller --shard-size, or pass --val-data)")
+        if cfg.val_data:  # the same checks as without --follow, once the plan is known and before the shards
+            check_val_data(cfg.data, spec, cfg.val_data, load_manifest(Path(cfg.val_data))[1])
         self.val_fixed = shard_urls(cfg.val_data) if cfg.val_data else None
         self.rank, self.world = rank, world
         self.tally = ShardTally(spec.shard_size)

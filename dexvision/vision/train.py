@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from dexvision.config import bounds, check_bounds, flag_overrides, load_config, to_dict
 from dexvision.datasets.loader import make_loader
-from dexvision.datasets.shards import load_manifest
+from dexvision.datasets.shards import check_val_data, load_manifest
 from dexvision.distributed import barrier, is_main_process
 from dexvision.errors import ArgumentParser, UserError, cli
 from dexvision.track.run import add_run_flags, run_name
@@ -103,7 +103,7 @@ def split_shards(data: str, val_data: str | None, val_fraction: float) -> tuple[
             raise UserError(f"shard {p} is missing or has the wrong size; run verify-shards {data}")
     if val_data:
         train, (val_manifest, val_spec) = paths, load_manifest(Path(val_data))
-        _check_val_data(data, spec, val_data, val_spec)
+        check_val_data(data, spec, val_data, val_spec)
         val = [str(Path(val_data) / r["shard"]) for r in sorted(val_manifest["shards"], key=lambda r: r["id"])]
     else:
         if len(paths) < 2:
@@ -117,17 +117,6 @@ def split_shards(data: str, val_data: str | None, val_fraction: float) -> tuple[
     identity = {"path": str(Path(data).resolve()), "spec_sha256": hashlib.sha256(spec_json.encode()).hexdigest(),
                 "train_shards": len(train), "val_shards": len(val), "val_data": val_data}
     return train, val, {"identity": identity, "spec": spec}
-
-
-def _check_val_data(data: str, spec, val_data: str, val_spec) -> None:
-    """Refuse a validation set the model trained on `data` cannot be measured on: another task, or another
-    number of cameras (other image sizes are resized, as for training)."""
-    task, val_task = spec.data.task, val_spec.data.task
-    if task != val_task:
-        raise UserError(f"--val-data {val_data} is a {val_task} dataset, --data {data} a {task} one")
-    cams, val_cams = (s.data.render.randomization.cameras.count for s in (spec, val_spec))
-    if cams != val_cams:
-        raise UserError(f"--val-data {val_data} has {val_cams} camera(s) per sample, --data {data} has {cams}")
 
 
 # -- training -------------------------------------------------------------------------------
