@@ -397,3 +397,28 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_previou
                    f"the previous checkpoint {run / 'checkpoint.pt'} is kept")
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 2
     assert not list(run.glob(".checkpoint.pt.tmp-*"))
+
+
+def test_a_full_disk_while_recording_a_finished_run_leaves_no_cut_record(tmp_path, monkeypatch):
+    import errno
+    import types
+
+    from dexvision.errors import UserError
+    from dexvision.track import launch
+
+    exp = types.SimpleNamespace(runs_dir=str(tmp_path / "runs"), run_dir=lambda name: tmp_path / "runs" / name)
+    (tmp_path / "runs" / "logs").mkdir(parents=True)
+    real_write = Path.write_text
+
+    def full(self, text, *args, **kwargs):  # half the record fits, then the disk is full
+        real_write(self, text[: len(text) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(UserError, match=r"cannot record run 'sep-seed0' as done .*No space left on device.*"
+                                        r"the run's outputs are in"):
+        launch._record(exp, "sep-seed0", ["train-policy", "--out", "x"], 0, 1.0, "local")
+    monkeypatch.undo()
+    assert list((tmp_path / "runs" / "logs").iterdir()) == []  # no record, cut or whole: the run resumes next time
+    launch._record(exp, "sep-seed0", ["train-policy", "--out", "x", "--resume"], 0, 1.0, "local")
+    assert json.loads(launch.done_record(exp, "sep-seed0").read_text())["argv"] == ["train-policy", "--out", "x"]

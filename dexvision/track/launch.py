@@ -35,7 +35,7 @@ from tqdm import tqdm
 from dexvision.distributed import connect_ray
 from dexvision.config import check_flags
 from dexvision.errors import ArgumentParser, UserError, cli
-from dexvision.files import check_writable
+from dexvision.files import atomic_write, check_writable
 from dexvision.track.experiment import Experiment, RunSpec, command_line, load_experiment
 from dexvision.track.run import read_json
 from dexvision.version import git_sha
@@ -105,7 +105,7 @@ def use_existing(exp: Experiment, name: str, directory: str | Path) -> None:
     done_record(exp, name).parent.mkdir(exist_ok=True)
     record = {"argv": command_line(exp, run, in_set=False), "reused": str(source), "exit_code": 0,
               "git_sha": git_sha(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    done_record(exp, name).write_text(json.dumps(record, indent=1) + "\n")
+    _write_record(exp, name, record)
 
 
 def status(exp: Experiment, run: RunSpec, in_set: bool) -> tuple[str, list[str]]:
@@ -151,7 +151,18 @@ def _record(exp: Experiment, name: str, argv: list[str], code: int, wall: float,
         argv = argv[:-1]
     record = {"argv": argv, "exit_code": code, "wall_time_s": wall, "git_sha": git_sha(), "node": node,
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    done_record(exp, name).write_text(json.dumps(record, indent=1) + "\n")
+    _write_record(exp, name, record)
+
+
+def _write_record(exp: Experiment, name: str, record: dict) -> None:
+    """Write a run's done-record whole or not at all (a full disk leaves no cut record: the run is then
+    resumed from its checkpoint on the next run-experiment, not misread)."""
+    path = done_record(exp, name)
+    try:
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1) + "\n"))
+    except OSError as e:
+        raise UserError(f"cannot record run '{name}' as done in {path} ({e.strerror or e}): free space there and "
+                        f"run the experiment again; the run's outputs are in {exp.run_dir(name)}") from None
 
 
 def _tail(path: Path, lines: int = 1) -> str:
