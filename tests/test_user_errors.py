@@ -422,3 +422,21 @@ def test_a_full_disk_while_recording_a_finished_run_leaves_no_cut_record(tmp_pat
     assert list((tmp_path / "runs" / "logs").iterdir()) == []  # no record, cut or whole: the run resumes next time
     launch._record(exp, "sep-seed0", ["train-policy", "--out", "x", "--resume"], 0, 1.0, "local")
     assert json.loads(launch.done_record(exp, "sep-seed0").read_text())["argv"] == ["train-policy", "--out", "x"]
+
+
+def test_a_ray_head_that_never_answers_is_given_up_on_in_seconds(monkeypatch):
+    import socket
+
+    from dexvision import distributed
+    from dexvision.errors import UserError
+
+    calls = []
+
+    def silent(address, timeout=None):  # a head whose packets are dropped: the connect times out
+        calls.append((address, timeout))
+        raise socket.timeout("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", silent)
+    with pytest.raises(UserError, match=r"cannot reach Ray at '10.0.0.7:6379': no answer from 10.0.0.7:6379 in 5 s"):
+        distributed.check_ray_reachable("10.0.0.7:6379")
+    assert calls == [(("10.0.0.7", 6379), distributed.RAY_CONNECT_TIMEOUT_S)] and distributed.RAY_CONNECT_TIMEOUT_S <= 10
