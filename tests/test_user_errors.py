@@ -161,6 +161,9 @@ ROWS = [
     ("train-policy", [*TP, "--init-vision", "{vckpt}"], ["--init-vision starts a pixel policy's", "needs --obs pixels"]),
     ("train-policy", [*TP, "--set", "bc_steps=100"], ["bc_steps is used by --algo bc+ppo only, not ppo"]),
     ("train-policy", [*TP, "--set", "sac.batch_size=64"], ["sac.batch_size is used by --algo sac only, not ppo"]),
+    ("train-policy", ["--out", "{tmp}/run", "--task", "gimbal-block", "--obs", "pixels", "--num-envs", "4096",
+                      "--image-size", "1024", "--set", "rollout=400", "--set", "render_workers=0"],
+     ["a rollout of 400 steps x 4096 environments x 3 cameras at 1024 px holds", "lower --num-envs"]),
     # -- evaluate-policy
     ("evaluate-policy", ["--checkpoint", "{tmp}/none.pt"], ["checkpoint not found"]),
     ("evaluate-policy", ["--checkpoint", "{vckpt}"], ["is a dexvision-vision checkpoint, not a dexvision-policy"]),
@@ -440,3 +443,20 @@ def test_a_ray_head_that_never_answers_is_given_up_on_in_seconds(monkeypatch):
     with pytest.raises(UserError, match=r"cannot reach Ray at '10.0.0.7:6379': no answer from 10.0.0.7:6379 in 5 s"):
         distributed.check_ray_reachable("10.0.0.7:6379")
     assert calls == [(("10.0.0.7", 6379), distributed.RAY_CONNECT_TIMEOUT_S)] and distributed.RAY_CONNECT_TIMEOUT_S <= 10
+
+
+def test_a_pixel_rollout_is_held_to_the_memory_available():
+    import dataclasses
+
+    from dexvision.errors import UserError
+    from dexvision.policy.config import TrainPolicyConfig
+    from dexvision.policy.train import check_rollout_memory
+
+    cfg = TrainPolicyConfig(task="gimbal-block", obs="pixels", num_envs=16, rollout=40, image_size=64)
+    images = 40 * 16 * 3 * 3 * 64 * 64  # 22.5 MiB of uint8 images
+    check_rollout_memory(cfg, cameras=3, available=2 * images)  # fits exactly
+    with pytest.raises(UserError, match=r"holds 22 MiB of images \(45 MiB while stacked\), more than the 22 MiB available"):
+        check_rollout_memory(cfg, cameras=3, available=images)
+    with pytest.raises(UserError):
+        check_rollout_memory(cfg, cameras=3, available=2 * images - 1)
+    check_rollout_memory(dataclasses.replace(cfg, obs="state"), cameras=3, available=0)  # no images kept

@@ -62,6 +62,26 @@ def param_groups(model: ActorCritic, lr: float, vision_scale: float) -> list[dic
     return groups
 
 
+def check_rollout_memory(cfg: TrainPolicyConfig, cameras: int, available: int | None = None) -> None:
+    """Refuse, before anything renders, a pixel rollout whose images could not be held: a rollout keeps every
+    step's uint8 images (rollout x num_envs x cameras x 3 x size^2 bytes) and stacking them copies them once, so
+    twice that must fit in the memory available now (`available` bytes; default: what the system reports)."""
+    if cfg.obs != "pixels":
+        return
+    images = cfg.rollout * cfg.num_envs * cameras * 3 * cfg.image_size ** 2
+    if available is None:
+        import psutil  # noqa: PLC0415
+
+        available = psutil.virtual_memory().available
+    if 2 * images > available:
+        def size(n: int) -> str:
+            return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+        raise UserError(f"a rollout of {cfg.rollout} steps x {cfg.num_envs} environments x {cameras} cameras at "
+                        f"{cfg.image_size} px holds {size(images)} of images ({size(2 * images)} while stacked), more "
+                        f"than the {size(available)} available: lower --num-envs, rollout or --image-size")
+
+
 class PolicyTrainer:
     """One train-policy run; `run()` trains and returns the summary written to metrics.json."""
 
@@ -76,6 +96,7 @@ class PolicyTrainer:
         # with no worker left to print anything.
         self.teacher = self._load_teacher()
         vision, vision_weights = vision_config(cfg, self.env_cfg.render.randomization.cameras.count)
+        check_rollout_memory(cfg, self.env_cfg.render.randomization.cameras.count)
         self.render_workers = cfg.render_workers if cfg.render_workers >= 0 else (
             torch.get_num_threads() if cfg.obs == "pixels" else 0)
         self.env_workers = resolve_env_workers(cfg.env_workers, cfg.obs, cfg.num_envs, cfg.task)
