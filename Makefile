@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PYOPENGL_PLATFORM ?= egl
 export MUJOCO_GL ?= egl
 
-.PHONY: setup test demo docs bench clean
+.PHONY: setup test test-demo demo docs bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,22 +21,11 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 demo: setup
-	rm -rf out/demo
-	$(BIN)/render-sheet --task hand-block --samples 4 --annotate --out out/demo/hand-block.png
-	$(BIN)/render-sheet --task gimbal-block --samples 4 --annotate --out out/demo/gimbal-block.png
-	$(BIN)/render-shards --n 200 --shard-size 50 --task gimbal-block --image-size 64 --out out/demo/gimbal-200 --preview out/demo/gimbal-200.png
-	$(BIN)/render-shards --n 60 --shard-size 20 --task hand-block --image-size 64 --out out/demo/hand-60
-	$(BIN)/verify-shards out/demo/gimbal-200
-	$(BIN)/verify-shards out/demo/hand-60
-	$(BIN)/train-vision --data out/demo/gimbal-200 --arch impala --steps 150 --batch-size 16 --num-workers 1 --out out/demo/vision-gimbal --set val_every=50
-	$(BIN)/render-shards --n 50 --shard-size 50 --task gimbal-block --image-size 64 --seed 1 --out out/demo/gimbal-test-50
-	$(BIN)/evaluate-vision --checkpoint out/demo/vision-gimbal/checkpoint.pt --data out/demo/gimbal-test-50
-	$(BIN)/plot-runs out/demo/vision-gimbal --out out/demo/vision-gimbal/curves.png
-	$(BIN)/train-policy --config configs/policy/gimbal-teacher.yaml --steps 250k --out out/demo/policy-teacher
-	$(BIN)/evaluate-policy --checkpoint out/demo/policy-teacher/checkpoint.pt --episodes 10 --out out/demo/policy-teacher/eval.json
-	$(BIN)/train-policy --config configs/policy/gimbal-student-bc.yaml --teacher out/demo/policy-teacher/checkpoint.pt --init-vision out/demo/vision-gimbal/checkpoint.pt --steps 3k --out out/demo/policy-student --set eval_episodes=4
-	$(BIN)/plot-runs out/demo/policy-teacher out/demo/policy-student --metrics charts/median_successes charts/mean_reward --linear --x minutes --out out/demo/policy-curves.png
-	@echo "demo: contact sheets, datasets, a vision run, a state teacher and a pixel student, with curves, in out/demo/"
+	BIN=$(BIN) bash scripts/demo.sh out/demo
+
+# The demo at its own sizes, checked against its targets (tests/test_demo.py; ~6 minutes, not part of `make test`).
+test-demo: setup
+	$(BIN)/python -m pytest -q -m demo tests/test_demo.py
 
 # The documentation site (README.md, docs/, BENCHMARKS.md) with warnings as errors: links and anchors must resolve.
 docs: setup
