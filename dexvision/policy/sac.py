@@ -197,7 +197,8 @@ class TwinQ(nn.Module):
 
 
 def squashed_sample(actor: ActorCritic, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """A reparameterized tanh-Gaussian action (B, actuators) and its log-probability (B,)."""
+    """A reparameterized tanh-Gaussian action (B, actuators) and its log-probability (B,), from the inputs as the
+    environment gave them (the actor applies its own normalization, as when it acts)."""
     params = actor.policy_params(obs)
     mean, log_std = params[..., 0], params[..., 1]
     pre = mean + log_std.exp() * torch.randn_like(mean)
@@ -247,12 +248,13 @@ class SacLearner:
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """One gradient step of critics, actor and temperature on a sampled batch; returns its losses."""
         t = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(self.device)  # noqa: E731
-        obs = self._normalized({k: t(v) for k, v in batch["obs"].items()})
-        next_obs = self._normalized({k: t(v) for k, v in batch["next_obs"].items()})
+        # the actor normalizes its own inputs (as when it acts); the critics take the actor's normalized ones
+        raw, next_raw = ({k: t(v) for k, v in batch[key].items()} for key in ("obs", "next_obs"))
+        obs, next_obs = self._normalized(raw), self._normalized(next_raw)
         actions, rewards, terminal = t(batch["actions"]), t(batch["rewards"]), t(batch["terminal"])
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
-            next_action, next_logprob = squashed_sample(self.actor, next_obs)
+            next_action, next_logprob = squashed_sample(self.actor, next_raw)
             q1_t, q2_t = self.target(next_obs, next_action)
             target = rewards + self.gamma * (1.0 - terminal) * (torch.min(q1_t, q2_t) - alpha * next_logprob)
         q1, q2 = self.critic(obs, actions)
@@ -262,7 +264,7 @@ class SacLearner:
         self.critic_opt.step()
 
         self.critic.requires_grad_(False)
-        action, logprob = squashed_sample(self.actor, obs)
+        action, logprob = squashed_sample(self.actor, raw)
         q1_pi, q2_pi = self.critic(obs, action)
         actor_loss = (alpha * logprob - torch.min(q1_pi, q2_pi)).mean()
         self.actor_opt.zero_grad(set_to_none=True)
