@@ -343,7 +343,11 @@ def test_a_timed_out_goal_is_replaced_and_the_episode_goes_on_until_its_step_lim
 def test_sac_with_relabelling_learns_to_reach_goals_on_a_point():
     """The learner end to end on a task it must solve: a point in the square [-1, 1]^2 moved by up to 0.2 per step
     towards a uniformly random goal, a sparse -1/0 reward within 0.1 (HER's), 20-step episodes. From no success
-    at all (random goals are almost never reached by chance) to most goals reached in 700 updates."""
+    at all (random goals are almost never reached by chance) to most goals reached in 700 updates.
+
+    The point and its goals are observed 10 units from the origin, so the inputs' normalization matters: an actor
+    trained on inputs normalized otherwise than when it acts (as the update once did, normalizing twice) sees
+    every input clipped to -5 in training and does not learn."""
     torch.manual_seed(0)
     n, horizon, dim = 8, 20, 2
     inputs = {"observation": dim, "desired_goal": dim}
@@ -353,11 +357,13 @@ def test_sac_with_relabelling_learns_to_reach_goals_on_a_point():
     buf = HerBuffer(100_000, n, {"observation": dim}, dim, dim, 4.0, seed=0)
     rng = np.random.default_rng(0)
     reward = lambda a, g, _t: -(np.linalg.norm(a - g, axis=1) > 0.1).astype(np.float32)  # noqa: E731
-    goal_obs = lambda _o, g: {"desired_goal": g.astype(np.float32)}  # noqa: E731
+    offset = 10.0  # what the learner sees: coordinates shifted away from the origin
+    goal_obs = lambda _o, g: {"desired_goal": (g + offset).astype(np.float32)}  # noqa: E731
 
     def policy(x, g, greedy):
         with torch.no_grad():
-            p = actor.policy_params({"observation": torch.tensor(x).float(), "desired_goal": torch.tensor(g).float()})
+            p = actor.policy_params({"observation": torch.tensor(x + offset).float(),
+                                     "desired_goal": torch.tensor(g + offset).float()})
         return torch.tanh(p[..., 0] if greedy else p[..., 0] + p[..., 1].exp() * torch.randn_like(p[..., 0])).numpy()
 
     def success_rate(episodes=200):
@@ -369,11 +375,11 @@ def test_sac_with_relabelling_learns_to_reach_goals_on_a_point():
     before = success_rate()
     x, g = rng.uniform(-1, 1, (n, dim)), rng.uniform(-1, 1, (n, dim))
     for step in range(1, 801):
-        actor.observe({"observation": torch.tensor(x).float(), "desired_goal": torch.tensor(g).float()})
+        actor.observe({"observation": torch.tensor(x + offset).float(), "desired_goal": torch.tensor(g + offset).float()})
         a = rng.uniform(-1, 1, (n, dim)) if step <= 100 else policy(x, g, False)
         x2 = np.clip(x + 0.2 * a, -1, 1)
         done = np.full(n, step % horizon == 0)
-        buf.add({"observation": x.astype(np.float32)}, a, {"observation": x2.astype(np.float32)}, x2, g,
+        buf.add({"observation": (x + offset).astype(np.float32)}, a, {"observation": (x2 + offset).astype(np.float32)}, x2, g,
                 np.zeros(n, bool), done)
         x = rng.uniform(-1, 1, (n, dim)) if done[0] else x2
         g = rng.uniform(-1, 1, (n, dim)) if done[0] else g
