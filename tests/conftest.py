@@ -32,7 +32,7 @@ def one_error_line(stderr: str, *fragments: str) -> str:
     return lines[0]
 
 
-def vision_checkpoint(path, size: int = 32, cameras: int = 3, task: str | None = "gimbal-block"):
+def vision_checkpoint(path, size: int = 32, cameras: int = 3, task: str | None = "gimbal-block", head: str = "direct"):
     """A train-vision checkpoint of a tiny, untrained IMPALA pose model (for --init-vision); returns the model."""
     import torch  # noqa: PLC0415
 
@@ -40,7 +40,7 @@ def vision_checkpoint(path, size: int = 32, cameras: int = 3, task: str | None =
     from dexvision.vision.model import PoseNet, PoseNetConfig  # noqa: PLC0415
 
     torch.manual_seed(1)
-    cfg = PoseNetConfig(arch="impala", image_size=size, num_cameras=cameras, head_hidden=32)
+    cfg = PoseNetConfig(arch="impala", image_size=size, num_cameras=cameras, head_hidden=32, head=head)
     model = PoseNet(cfg)
     extra = {} if task is None else {"task": task}  # checkpoints from before the task was recorded lack it
     save_checkpoint(path, {"model_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},

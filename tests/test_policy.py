@@ -177,6 +177,28 @@ def test_vision_sub_model_receives_the_encoders_weights(tmp_path):
         trainer.tracker.close()
 
 
+def test_a_keypoint_heads_encoder_starts_a_student(tmp_path):
+    """--init-vision from a keypoint checkpoint: the sub-model is the encoder and the keypoint head's hidden layer,
+    each camera's side by side, and the student trains on it."""
+    pose = vision_checkpoint(tmp_path / "vision.pt", head="keypoints")
+    trainer = PolicyTrainer(tiny_config(obs="pixels", init_vision=str(tmp_path / "vision.pt"),
+                                        out=str(tmp_path / "run")))
+    try:
+        images = torch.randint(0, 255, (2, 3, 3, 32, 32), dtype=torch.uint8)
+        with torch.no_grad():
+            per_camera = pose.head[1](pose.head[0](pose.features(images).view(2, 3, -1)))  # (2, 3 cameras, 32)
+            assert torch.allclose(trainer.model.vision(images), per_camera.flatten(1))
+        assert trainer.model.vision.num_features == 3 * 32
+        before = _params(trainer.model)
+        trainer.iterate()
+        after = trainer.model.state_dict()
+        assert not torch.equal(before["policy_head.weight"], after["policy_head.weight"])
+        assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    finally:
+        trainer.env.close()
+        trainer.tracker.close()
+
+
 # -- training -------------------------------------------------------------------------------
 def _params(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

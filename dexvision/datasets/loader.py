@@ -6,6 +6,9 @@
         batch["position"]    # float32 (B, 3), metres, world frame
         batch["quaternion"]  # float32 (B, 4), [w, x, y, z]
         batch["index"]       # int64 (B,), global sample index
+        batch["cam_K"], batch["cam_R"], batch["cam_t"]  # float64 (B, K, 3, 3), (B, K, 3, 3), (B, K, 3): each
+                             # camera's calibration (OpenCV, world -> camera), as in pose.json
+        batch["cam_size"]    # float64 (B, K, 2): (width, height) the images were rendered at
 
 Shards are split by node (torch.distributed rank, or RANK/WORLD_SIZE from torchrun)
 and then by DataLoader worker, so every process of a `torchrun` job reads its own
@@ -52,11 +55,14 @@ def decode(sample: dict) -> dict:
         raise ValueError(f"sample {sample.get('__key__')} lacks images or pose.json")
     images = np.stack([decode_image(sample[k]) for k in cams]).transpose(0, 3, 1, 2)
     pose = json.loads(sample["pose.json"])
+    cameras = pose["cameras"]
     return {
         "images": torch.from_numpy(np.ascontiguousarray(images)),
         "position": torch.tensor(pose["position"], dtype=torch.float32),
         "quaternion": torch.tensor(pose["quaternion"], dtype=torch.float32),
         "index": torch.tensor(pose["index"], dtype=torch.int64),
+        **{f"cam_{k}": torch.tensor([cam[k] for cam in cameras], dtype=torch.float64) for k in ("K", "R", "t")},
+        "cam_size": torch.tensor([[cam["width"], cam["height"]] for cam in cameras], dtype=torch.float64),
     }
 
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Distribution, Normal
 
-from dexvision.vision.model import PoseNet, PoseNetConfig
+from dexvision.vision.model import PoseNet, PoseNetConfig, penultimate_features
 
 
 @dataclasses.dataclass
@@ -82,13 +82,14 @@ OBS_CLIP = 5.0  # normalized inputs are clipped to +-this
 
 
 class VisionSubModel(nn.Module):
-    """PoseNet minus its last layer: (B, K, 3, H, W) images -> (B, head_hidden) features."""
+    """PoseNet minus its last layer: (B, K, 3, H, W) images -> (B, penultimate_features) features (a keypoint
+    head's hidden layer is per camera: the cameras' side by side)."""
 
     def __init__(self, cfg: PoseNetConfig):
         super().__init__()
         self.pose_net = PoseNet(cfg)
         self.pose_net.head[-1] = nn.Identity()  # the pose output layer is not part of the sub-model
-        self.num_features = cfg.head_hidden
+        self.num_features = self.pose_net.penultimate_features
 
     def train(self, mode: bool = True) -> VisionSubModel:
         """Batch-norm layers stay in eval mode: their statistics come from pretraining (or start
@@ -101,7 +102,7 @@ class VisionSubModel(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.pose_net.head(self.pose_net.features(images))
+        return self.pose_net.penultimate(images)
 
     def load_pretrained(self, pose_state: dict[str, torch.Tensor]) -> list[str]:
         """Copy a trained PoseNet's weights up to the penultimate layer; returns the names copied."""
@@ -355,7 +356,7 @@ def policy_config_for(env, obs: str, teacher_keys: tuple[str, ...], vision: Pose
     else:
         if vision is None:
             raise ValueError("a pixel policy needs a vision sub-model config")
-        policy_inputs = {"vision": vision.head_hidden, "proprio": dims["proprio"], "goal": dims["goal"]}
+        policy_inputs = {"vision": penultimate_features(vision), "proprio": dims["proprio"], "goal": dims["goal"]}
     value_inputs = {**policy_inputs, **state}
     from dexvision.envs.task import VALUE_ONLY_KEYS  # noqa: PLC0415 - (envs imports nothing of this module)
 

@@ -8,7 +8,8 @@ import torch
 
 from dexvision.datasets.loader import make_loader
 from dexvision.errors import UserError
-from dexvision.vision.model import PoseNet, pose_errors, summarize
+from dexvision.vision.keypoints import exp_so3
+from dexvision.vision.model import PoseNet, cameras_of, summarize
 
 
 def next_batch(iterator, data: str) -> dict:
@@ -21,13 +22,29 @@ def next_batch(iterator, data: str) -> dict:
         raise UserError(f"reading the data failed ({cause[:200]}); check it with verify-shards {data}") from None
 
 
+def perturb_cameras(batch: dict, error: tuple[float, float], generator: torch.Generator) -> dict:
+    """The batch with each camera's calibration wrong by `error` = (metres, radians): its centre moved by that
+    distance and its orientation turned by that angle, each in a random direction (the images are unchanged:
+    what a keypoint head's solve is told about the cameras is off, as a real rig's calibration would be)."""
+    distance, angle = error
+    R, t = batch["cam_R"], batch["cam_t"]
+    shape = R.shape[:-2] + (3,)
+    unit = lambda: torch.nn.functional.normalize(torch.randn(shape, generator=generator, dtype=R.dtype), dim=-1)  # noqa: E731
+    centre = -torch.einsum("...ji,...j->...i", R, t) + distance * unit()
+    R_wrong = R @ exp_so3(angle * unit())  # turned about an axis in the world frame
+    return {**batch, "cam_R": R_wrong, "cam_t": -torch.einsum("...ij,...j->...i", R_wrong, centre)}
+
+
 @torch.no_grad()
 def evaluate(model: PoseNet, urls: list[str], batch_size: int, num_workers: int, device: torch.device,
-             max_samples: int = 0, data_name: str = "") -> dict[str, float]:
-    """Error statistics of `model` over the samples of `urls` (all of them, or the first max_samples)."""
+             max_samples: int = 0, data_name: str = "", camera_error: tuple[float, float] | None = None,
+             seed: int = 0) -> dict[str, float]:
+    """Error statistics of `model` over the samples of `urls` (all of them, or the first max_samples); with
+    `camera_error` (metres, radians), a keypoint head's solve is given cameras miscalibrated by that much."""
+    generator = torch.Generator().manual_seed(seed)
     model.eval()
     loader = make_loader(urls, batch_size, num_workers=num_workers, shuffle_buffer=0, split_by_node=False)
-    errors: dict[str, list] = {"position_mm": [], "orientation_deg": []}
+    errors: dict[str, list] = {}
     seen = 0
     iterator = iter(loader)
     while True:
@@ -35,9 +52,10 @@ def evaluate(model: PoseNet, urls: list[str], batch_size: int, num_workers: int,
             batch = next_batch(iterator, data_name or urls[0])
         except StopIteration:
             break
-        pred = model(batch["images"].to(device))
-        for k, v in pose_errors(pred, batch["position"].to(device), batch["quaternion"].to(device)).items():
-            errors[k].append(v.float().cpu())
+        told = perturb_cameras(batch, camera_error, generator) if camera_error else batch
+        pred = model(batch["images"].to(device), cameras_of(told, device))
+        for k, v in model.errors(pred, batch).items():  # against the true pose and the true projections
+            errors.setdefault(k, []).append(v.float().cpu())
         seen += len(batch["index"])
         if max_samples and seen >= max_samples:
             break

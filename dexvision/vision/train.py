@@ -41,7 +41,8 @@ from dexvision.vision.checkpoint import load_checkpoint, save_checkpoint
 from dexvision.vision.encoders import check_arch
 from dexvision.vision.evaluation import evaluate, next_batch
 from dexvision.vision.follow import FollowData
-from dexvision.vision.model import PoseNet, PoseNetConfig, pose_errors, pose_loss
+from dexvision.vision.keypoints import solve_pose
+from dexvision.vision.model import HEADS, PoseNet, PoseNetConfig, cameras_of
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class TrainVisionConfig:
     seed: int = 0
     compile: bool = False
     head_hidden: int = 512
+    # direct: position and 6D rotation from the cameras' concatenated features (as the original); keypoints: each
+    # camera's corner and centre projections, solved to a pose with the labels' calibration (vision/keypoints.py)
+    head: str = "direct"
     out: str = ""  # run directory; default runs/<sha7>-vision-<arch>-<dataset>
     wandb: bool = False
     time_limit_min: float = 0.0  # stop (validate, checkpoint) once training has run this long; 0: no limit
@@ -90,6 +94,8 @@ class TrainVisionConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.head_hidden < 1 or self.weight_decay < 0:
             raise ValueError("need head_hidden >= 1 and weight_decay >= 0")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got '{self.head}'")
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -136,7 +142,7 @@ def default_run_dir(cfg: TrainVisionConfig) -> Path:
 class _Window:
     """Running sums of the training statistics logged every few seconds."""
 
-    KEYS = ("wait", "busy", "steps", "images", "loss", "position", "rotation", "position_mm", "orientation_deg")
+    KEYS = ("wait", "busy", "steps", "images", "loss")
 
     def __init__(self):
         self.start = time.perf_counter()
@@ -144,15 +150,18 @@ class _Window:
 
     def add(self, **values: float) -> None:
         for k, v in values.items():
-            self.sums[k] += v
+            self.sums[k] = self.sums.get(k, 0.0) + v
 
     def metrics(self, lr: float) -> dict[str, float]:
+        """The window's means: losses/total and each part of the head's loss (losses/position, losses/rotation or
+        losses/keypoints), and the median training errors (errors/train_<error>_median)."""
         s, n = self.sums, max(self.sums["steps"], 1)
         elapsed = time.perf_counter() - self.start
+        parts = {f"losses/{k[5:]}": v / n for k, v in s.items() if k.startswith("loss_")}
+        errors = {f"errors/train_{k}_median": v / n for k, v in s.items() if k not in self.KEYS and k not in
+                  ("wait", "busy") and not k.startswith("loss_")}
         return {
-            "losses/total": s["loss"] / n, "losses/position": s["position"] / n, "losses/rotation": s["rotation"] / n,
-            "errors/train_position_mm_median": s["position_mm"] / n,
-            "errors/train_orientation_deg_median": s["orientation_deg"] / n,
+            "losses/total": s["loss"] / n, **parts, **errors,
             "charts/learning_rate": lr, "perf/images_per_s": s["images"] / max(elapsed, 1e-9),
             "perf/data_wait_fraction": s["wait"] / max(s["busy"], 1e-9),
         }
@@ -175,7 +184,7 @@ class VisionTrainer:
         self.rank, self.world, self.device = self.scaffold.rank, self.scaffold.world, self.scaffold.device
         self.model_cfg = PoseNetConfig(arch=cfg.arch, image_size=cfg.image_size or spec.data.render.image_size,
                                        num_cameras=spec.data.render.randomization.cameras.count,
-                                       head_hidden=cfg.head_hidden)
+                                       head_hidden=cfg.head_hidden, head=cfg.head)
         with seeded(cfg.seed + self.rank):
             self.model = PoseNet(self.model_cfg).to(self.device)
         if self.device.type == "cuda":
@@ -240,10 +249,9 @@ class VisionTrainer:
         batch = next_batch(iterator, self.cfg.data)
         t1 = time.perf_counter()
         images = batch["images"].to(self.device, non_blocking=True)
-        position, quaternion = batch["position"].to(self.device), batch["quaternion"].to(self.device)
         with self.amp:
             pred = self.forward(images)
-        losses = pose_loss(pred, position, quaternion, self.model_cfg.position_scale)
+        losses = self.model.loss(pred, batch)
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         self.optimizer.step()
@@ -252,12 +260,15 @@ class VisionTrainer:
         if self.follow:
             self.follow.tally.add(batch["index"], self.step)
         with torch.no_grad():
-            errs = pose_errors({k: v.detach() for k, v in pred.items()}, position, quaternion)
+            pred = {k: v.detach() for k, v in pred.items()}
+            if "position" not in pred:  # a keypoint head: the pose its keypoints solve to
+                pred.update(zip(("position", "rotation"), solve_pose(pred["keypoints"], pred["log_scale"].exp(),
+                                                                     cameras_of(batch, self.device))))
+            errs = self.model.errors(pred, batch)
         window.add(wait=t1 - t0, busy=time.perf_counter() - t0, steps=1,
                    images=images.shape[0] * images.shape[1] * self.world, loss=losses["loss"].item(),
-                   position=losses["position"].item(), rotation=losses["rotation"].item(),
-                   position_mm=errs["position_mm"].median().item(),
-                   orientation_deg=errs["orientation_deg"].median().item())
+                   **{f"loss_{k}": v.item() for k, v in losses.items() if k != "loss"},
+                   **{k: v.median().item() for k, v in errs.items()})
 
     def run_loop(self) -> tuple[float, float, float]:
         """Train to cfg.steps (or the time limit, which every rank reaches at the same step); returns (wall
