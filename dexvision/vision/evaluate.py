@@ -63,11 +63,13 @@ def _sets(data: list[str], reference: str | None) -> tuple[list[str], str]:
     return data, Path(ref).resolve().name
 
 
+def _error_suffix(args) -> str:
+    return "-camera-error-{mm:g}mm-{deg:g}deg".format(**args.camera_error_record) if args.camera_error else ""
+
+
 def _out(args, data: list[str]) -> Path:
     """Where the results go: --out, or beside the checkpoint (named for the camera error, if any)."""
-    error = ""
-    if args.camera_error:
-        error = "-camera-error-{mm:g}mm-{deg:g}deg".format(**args.camera_error_record)
+    error = _error_suffix(args)
     if len(data) == 1:
         default = f"eval-{Path(data[0]).resolve().name}{error}.json"
         return Path(args.out) if args.out else Path(args.checkpoint[0]).parent / default
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                             "takes one checkpoint)")
         name = Path(args.data[0]).resolve().name
         out = check_writable(Path(args.out) if args.out else Path(args.checkpoint[0]).parent /
-                             f"compare-{name}.json", "--out")
+                             f"compare-{name}{_error_suffix(args)}.json", "--out")
         for ckpt in ckpts:  # every checkpoint is checked before any is evaluated
             _spec(ckpt, args.data[0])
         urls, rows = shard_urls(args.data[0]), []

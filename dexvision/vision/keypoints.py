@@ -69,7 +69,8 @@ def triangulate(pixels: torch.Tensor, weights: torch.Tensor, cameras: dict[str, 
 
     Minimizes sum_c w_c |(I - d_c d_c^T)(X - o_c)|^2 / z_c^2 over X, d_c the unit ray direction and o_c the centre
     of camera c, z_c the point's distance from it (a distance from the ray divided by z_c is an angle: cameras
-    near and far count alike); z_c from a first solve without it."""
+    near and far count alike; times the focal length squared, it is in pixels); z_c from a first solve without
+    it. Needs two cameras or more: one camera's rays do not fix a depth."""
     K, R, t = cameras["K"].to(pixels), cameras["R"].to(pixels), cameras["t"].to(pixels)
     centres = -torch.einsum("bcji,bcj->bci", R, t)  # o = -R^T t
     homogeneous = torch.cat([pixels, torch.ones_like(pixels[..., :1])], -1)
@@ -85,7 +86,8 @@ def triangulate(pixels: torch.Tensor, weights: torch.Tensor, cameras: dict[str, 
 
     points = solve(weights)  # then again, each camera's term divided by the point's squared distance from it
     distance = (points[:, None] - centres[:, :, None]).norm(dim=-1).clamp_min(1e-6)  # (B, C, N)
-    return solve(weights / distance.square())
+    focal = (K[..., 0, 0] * K[..., 1, 1])[..., None]  # (B, C, 1): metres off the ray at depth z are f / z pixels
+    return solve(weights * focal / distance.square())
 
 
 def rigid_fit(model: torch.Tensor, world: torch.Tensor, weights: torch.Tensor

@@ -185,6 +185,9 @@ class VisionTrainer:
         self.model_cfg = PoseNetConfig(arch=cfg.arch, image_size=cfg.image_size or spec.data.render.image_size,
                                        num_cameras=spec.data.render.randomization.cameras.count,
                                        head_hidden=cfg.head_hidden, head=cfg.head)
+        if cfg.head == "keypoints" and self.model_cfg.num_cameras < 2:
+            raise UserError(f"the keypoint head triangulates the block from two or more calibrated cameras; {cfg.data} "
+                            "has 1 per sample (use head=direct)")
         with seeded(cfg.seed + self.rank):
             self.model = PoseNet(self.model_cfg).to(self.device)
         if self.device.type == "cuda":
@@ -212,7 +215,7 @@ class VisionTrainer:
         """The step to continue from: 0 for a fresh run, the checkpoint's after loading its states."""
         if ckpt is None:
             return 0
-        if ckpt["model_config"] != to_dict(self.model_cfg):
+        if {"head": "direct", **ckpt["model_config"]} != to_dict(self.model_cfg):  # (older runs lack "head")
             raise UserError(f"--resume: {self.scaffold.ckpt_path} holds a different model "
                             f"({ckpt['model_config']['arch']})")
         self.model.load_state_dict(ckpt["model"])
