@@ -194,6 +194,26 @@ def test_squashed_gaussian_actions_are_bounded_and_greedy_is_tanh_of_the_mean():
     torch.testing.assert_close(greedy[0], torch.tanh(torch.tensor([3.0, -1.0])), atol=1e-3, rtol=0)
 
 
+def test_exploration_noise_and_random_actions_stay_in_range_at_their_rates():
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    def explore(actions, **sac):
+        trainer = SimpleNamespace(sac=SacConfig(**sac), rng=np.random.default_rng(0))
+        return SacTrainer.explore(trainer, actions)
+
+    actor = np.full((4000, 20), 0.95, dtype=np.float32)
+    np.testing.assert_array_equal(explore(actor), actor)  # the defaults: SAC's own sampling only
+    noisy = explore(actor, action_noise=0.2)
+    assert noisy.max() <= 1.0 and (noisy == 1.0).mean() == pytest.approx(0.40, abs=0.02)  # P(N(0, 0.2) > 0.05)
+    inside = noisy[noisy < 1.0] - 0.95
+    assert inside.min() < -0.5 and 0.15 < np.std(explore(np.zeros((4000, 20)), action_noise=0.2)) < 0.25
+    mixed = explore(actor, random_eps=0.3)
+    random_rows = (mixed != actor).any(axis=1)
+    assert random_rows.mean() == pytest.approx(0.3, abs=0.03)
+    assert mixed.min() >= -1.0 and mixed.max() <= 1.0 and mixed[random_rows].mean() == pytest.approx(0.0, abs=0.02)
+    np.testing.assert_array_equal(mixed[~random_rows], actor[~random_rows])  # the others are the actor's
+
+
 def test_same_seed_gives_the_same_first_updates(tmp_path):
     weights = []
     for run in ("a", "b"):
@@ -236,6 +256,8 @@ def test_sac_trains_resumes_and_its_checkpoint_plays_the_full_task(tmp_path, cap
     (["--obs", "pixels"], ["--algo sac", "--obs state"]),
     (["--set", "sac.buffer_size=0"], ["buffer_size must be >= 1"]),
     (["--set", "sac.batch_size=0"], ["batch_size must be >= 1"]),
+    (["--set", "sac.random_eps=1.5"], ["random_eps must be in [0, 1]"]),
+    (["--set", "sac.action_noise=-0.1"], ["action_noise must be >= 0"]),
     (["--set", "env.goal_repr=rotvec"], ["env.goal_repr=matrix"]),
     (["--set", "env.rotation_reward=progress"], ["env.rotation_reward=none"]),
     (["--set", "env.action_type=discrete"], ["continuous actions"]),

@@ -4,7 +4,8 @@
     train-policy --out runs/hand-sac --resume          # continue a killed run (the buffer is refilled)
 
 The environments (in env worker processes, as PPO's) collect with the actor's sampled
-actions (uniformly random ones for the first `sac.warmup` transitions); the trainer keeps
+actions (uniformly random ones for the first `sac.warmup` transitions; `sac.action_noise` and
+`sac.random_eps` add Plappert et al.'s exploration on top of SAC's entropy); the trainer keeps
 the replay buffer (dexvision.policy.sac.HerBuffer) and after every vector step makes
 `sac.updates_per_step` gradient steps of batch `sac.batch_size`. A transition's goal is
 replaced, with probability k / (k + 1), by an orientation the block reached later in the
@@ -160,7 +161,18 @@ class SacTrainer:
         zeros = torch.zeros(self.cfg.num_envs, device=self.device)
         action, *_ = self.model.get_action_and_value(obs, self.model.initial_state(1, self.device), zeros,
                                                      generator=self.generator)
-        return action.cpu().numpy()
+        return self.explore(action.cpu().numpy())
+
+    def explore(self, actions: np.ndarray) -> np.ndarray:
+        """The actor's actions with `sac.action_noise` Gaussian noise (clipped to [-1, 1]), each replaced by a
+        uniformly random one with probability `sac.random_eps`."""
+        sac = self.sac
+        if sac.action_noise > 0:
+            actions = np.clip(actions + sac.action_noise * self.rng.standard_normal(actions.shape), -1.0, 1.0)
+        if sac.random_eps > 0:
+            random = self.rng.random(len(actions)) < sac.random_eps
+            actions = np.where(random[:, None], self.rng.uniform(-1.0, 1.0, actions.shape), actions)
+        return actions
 
     def step(self, metrics: dict) -> None:
         """One vector step of the environments, stored, then the updates it pays for."""

@@ -43,6 +43,11 @@ class SacConfig:
     init_alpha: float = 0.05  # the entropy temperature at the start (learned: target_entropy below)
     target_entropy: float = -1.0  # per actuator (SAC's usual -1 x the action dimension)
     critic_hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256, 256])
+    # exploration beside the entropy term (Plappert et al. 2018's DDPG + HER: 0.3 and 0.2): per environment and
+    # step, a uniformly random action with this probability, else the actor's sampled action plus Gaussian noise
+    # of this standard deviation (clipped to the action range)
+    random_eps: float = 0.0
+    action_noise: float = 0.0
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -55,6 +60,10 @@ class SacConfig:
             raise ValueError(f"sac.warmup and sac.her_k must be >= 0, got {self.warmup} and {self.her_k}")
         if not 0 < self.tau <= 1:
             raise ValueError(f"sac.tau must be in (0, 1], got {self.tau}")
+        if not 0 <= self.random_eps <= 1:
+            raise ValueError(f"sac.random_eps must be in [0, 1], got {self.random_eps}")
+        if self.action_noise < 0:
+            raise ValueError(f"sac.action_noise must be >= 0, got {self.action_noise}")
         if self.init_alpha <= 0:
             raise ValueError(f"sac.init_alpha must be > 0, got {self.init_alpha}")
         if not self.critic_hidden or min(self.critic_hidden) < 1:

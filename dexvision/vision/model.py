@@ -103,26 +103,34 @@ class PoseNet(nn.Module):
                                                             pred["log_scale"].detach().exp(), cameras)
         return pred
 
-    def loss(self, pred: dict, batch: dict) -> dict[str, torch.Tensor]:
-        """The training loss of this head on a batch (its 'loss', and the parts it is made of)."""
-        position, quaternion = batch["position"].to(self.center.device), batch["quaternion"].to(self.center.device)
+    def truth(self, batch: dict) -> dict[str, torch.Tensor]:
+        """A batch's labels on this model's device: position, quaternion, rotation, and for a keypoint head the
+        cameras and where the keypoints truly fall (normalized image coordinates, float64)."""
+        device = self.center.device
+        truth = {"position": batch["position"].to(device), "quaternion": batch["quaternion"].to(device)}
+        truth["rotation"] = quat_to_matrix(truth["quaternion"])
+        if self.cfg.head == "keypoints":
+            truth["cameras"] = cameras_of(batch, device)
+            truth["keypoints"] = keypoint_targets(truth["position"], truth["rotation"], truth["cameras"])
+        return truth
+
+    def loss(self, pred: dict, batch: dict, truth: dict | None = None) -> dict[str, torch.Tensor]:
+        """The training loss of this head on a batch (its 'loss', and the parts it is made of); `truth` is
+        `self.truth(batch)` when the caller already has it."""
+        truth = truth or self.truth(batch)
         if self.cfg.head == "direct":
-            return pose_loss(pred, position, quaternion, self.cfg.position_scale)
-        target = keypoint_targets(position, quat_to_matrix(quaternion), cameras_of(batch, self.center.device))
-        loss = keypoint_nll(pred["keypoints"], pred["log_scale"], target.float())
+            return pose_loss(pred, truth["position"], truth["quaternion"], self.cfg.position_scale)
+        loss = keypoint_nll(pred["keypoints"], pred["log_scale"], truth["keypoints"].float())
         return {"loss": loss, "keypoints": loss}
 
-    def errors(self, pred: dict, batch: dict) -> dict[str, torch.Tensor]:
+    def errors(self, pred: dict, batch: dict, truth: dict | None = None) -> dict[str, torch.Tensor]:
         """Per-sample errors: position (mm) and orientation (degrees); a keypoint head's mean keypoint error too
         (pixels of the images as rendered)."""
-        device = self.center.device
-        position, quaternion = batch["position"].to(device), batch["quaternion"].to(device)
-        errors = pose_errors(pred, position, quaternion)
+        truth = truth or self.truth(batch)
+        errors = pose_errors(pred, truth["position"], truth["quaternion"])
         if self.cfg.head == "keypoints":
-            cameras = cameras_of(batch, device)
-            target = keypoint_targets(position, quat_to_matrix(quaternion), cameras)
-            size = cameras["size"][:, :, None, :]
-            errors["keypoint_px"] = (to_pixels(pred["keypoints"].double(), size) - to_pixels(target, size)
+            size = truth["cameras"]["size"][:, :, None, :]
+            errors["keypoint_px"] = (to_pixels(pred["keypoints"].double(), size) - to_pixels(truth["keypoints"], size)
                                      ).norm(dim=-1).mean((1, 2)).float()
         return errors
 

@@ -42,7 +42,7 @@ from dexvision.vision.encoders import check_arch
 from dexvision.vision.evaluation import evaluate, next_batch
 from dexvision.vision.follow import FollowData
 from dexvision.vision.keypoints import solve_pose
-from dexvision.vision.model import HEADS, PoseNet, PoseNetConfig, cameras_of
+from dexvision.vision.model import HEADS, PoseNet, PoseNetConfig
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,11 @@ def split_shards(data: str, val_data: str | None, val_fraction: float) -> tuple[
 
 
 # -- training -------------------------------------------------------------------------------
+# A keypoint head's logged training errors need a pose solve per batch (8% of a step): one step in this many is
+# solved, and the window's errors are the mean of those steps' medians (the direct head's: every step's).
+KEYPOINT_ERRORS_EVERY = 4
+
+
 def lr_lambda(cfg: TrainVisionConfig):
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
@@ -142,7 +147,7 @@ def default_run_dir(cfg: TrainVisionConfig) -> Path:
 class _Window:
     """Running sums of the training statistics logged every few seconds."""
 
-    KEYS = ("wait", "busy", "steps", "images", "loss")
+    KEYS = ("wait", "busy", "steps", "error_steps", "images", "loss")
 
     def __init__(self):
         self.start = time.perf_counter()
@@ -158,8 +163,8 @@ class _Window:
         s, n = self.sums, max(self.sums["steps"], 1)
         elapsed = time.perf_counter() - self.start
         parts = {f"losses/{k[5:]}": v / n for k, v in s.items() if k.startswith("loss_")}
-        errors = {f"errors/train_{k}_median": v / n for k, v in s.items() if k not in self.KEYS and k not in
-                  ("wait", "busy") and not k.startswith("loss_")}
+        errors = {f"errors/train_{k}_median": v / max(s["error_steps"], 1) for k, v in s.items()
+                  if k not in self.KEYS and not k.startswith("loss_")}
         return {
             "losses/total": s["loss"] / n, **parts, **errors,
             "charts/learning_rate": lr, "perf/images_per_s": s["images"] / max(elapsed, 1e-9),
@@ -254,7 +259,8 @@ class VisionTrainer:
         images = batch["images"].to(self.device, non_blocking=True)
         with self.amp:
             pred = self.forward(images)
-        losses = self.model.loss(pred, batch)
+        truth = self.model.truth(batch)
+        losses = self.model.loss(pred, batch, truth)
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         self.optimizer.step()
@@ -262,16 +268,17 @@ class VisionTrainer:
         self.step += 1
         if self.follow:
             self.follow.tally.add(batch["index"], self.step)
-        with torch.no_grad():
-            pred = {k: v.detach() for k, v in pred.items()}
-            if "position" not in pred:  # a keypoint head: the pose its keypoints solve to
-                pred.update(zip(("position", "rotation"), solve_pose(pred["keypoints"], pred["log_scale"].exp(),
-                                                                     cameras_of(batch, self.device))))
-            errs = self.model.errors(pred, batch)
-        window.add(wait=t1 - t0, busy=time.perf_counter() - t0, steps=1,
+        errs = {}
+        if self.cfg.head == "direct" or not window.sums["error_steps"] or self.step % KEYPOINT_ERRORS_EVERY == 0:
+            with torch.no_grad():
+                pred = {k: v.detach() for k, v in pred.items()}
+                if "position" not in pred:  # a keypoint head: the pose its keypoints solve to
+                    pred.update(zip(("position", "rotation"),
+                                    solve_pose(pred["keypoints"], pred["log_scale"].exp(), truth["cameras"])))
+                errs = {k: v.median().item() for k, v in self.model.errors(pred, batch, truth).items()}
+        window.add(wait=t1 - t0, busy=time.perf_counter() - t0, steps=1, error_steps=float(bool(errs)),
                    images=images.shape[0] * images.shape[1] * self.world, loss=losses["loss"].item(),
-                   **{f"loss_{k}": v.item() for k, v in losses.items() if k != "loss"},
-                   **{k: v.median().item() for k, v in errs.items()})
+                   **{f"loss_{k}": v.item() for k, v in losses.items() if k != "loss"}, **errs)
 
     def run_loop(self) -> tuple[float, float, float]:
         """Train to cfg.steps (or the time limit, which every rank reaches at the same step); returns (wall
