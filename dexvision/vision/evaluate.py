@@ -171,6 +171,17 @@ def _check_camera_error(args, ckpts: list[dict]) -> None:
                             f"{head_of(ckpt)} head, which does not use the calibration")
 
 
+def _evaluate_all(args, jobs: list[tuple[dict, str]], device: torch.device, unit: str) -> list[dict]:
+    """The metrics of each (checkpoint, data set) pair, in order; a model is built once per checkpoint."""
+    results, models = [], {}
+    for ckpt, data in tqdm(jobs, desc="evaluate-vision", unit=unit, disable=len(jobs) == 1):
+        if id(ckpt) not in models:
+            models = {id(ckpt): build_model(ckpt).to(device)}  # one model in memory at a time
+        results.append(evaluate(models[id(ckpt)], shard_urls(data), args.batch_size, args.num_workers, device,
+                                args.max_samples, data, args.camera_error))
+    return results
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -189,29 +200,19 @@ def main(argv: list[str] | None = None) -> int:
                              f"compare-{name}{_error_suffix(args)}.json", "--out")
         for ckpt in ckpts:  # every checkpoint is checked before any is evaluated
             _spec(ckpt, args.data[0])
-        urls, rows = shard_urls(args.data[0]), []
-        for path, ckpt in tqdm(list(zip(args.checkpoint, ckpts)), desc="evaluate-vision", unit="checkpoint"):
-            model = build_model(ckpt).to(device)
-            metrics = evaluate(model, urls, args.batch_size, args.num_workers, device, args.max_samples,
-                               args.data[0], args.camera_error)
-            rows.append({"checkpoint": str(path), "head": head_of(ckpt), "arch": ckpt["model_config"]["arch"],
-                         "step": ckpt["step"], "data": str(Path(args.data[0]).resolve()), "metrics": metrics})
+        metrics = _evaluate_all(args, [(ckpt, args.data[0]) for ckpt in ckpts], device, "checkpoint")
+        rows = [{"checkpoint": str(path), "head": head_of(ckpt), "arch": ckpt["model_config"]["arch"],
+                 "step": ckpt["step"], "data": str(Path(args.data[0]).resolve()), "metrics": m}
+                for path, ckpt, m in zip(args.checkpoint, ckpts, metrics)]
         _compare(args, rows, out)
         return 0
     ckpt = ckpts[0]
     data, reference = _sets(args.data, args.reference)
     out = check_writable(_out(args, data), "--out")
     specs = [_spec(ckpt, d) for d in data]  # every set is checked before any is evaluated
-    urls = [shard_urls(d) for d in data]
-    model = build_model(ckpt)
-    model.to(device)
-    results = []
-    for d, spec, set_urls in tqdm(list(zip(data, specs, urls)), desc="evaluate-vision", unit="set",
-                                  disable=len(data) == 1):
-        metrics = evaluate(model, set_urls, args.batch_size, args.num_workers, device, args.max_samples, d,
-                           args.camera_error)
-        results.append({"name": Path(d).resolve().name, "data": str(Path(d).resolve()), "metrics": metrics,
-                        **({"spec": spec} if spec is not None else {})})
+    metrics = _evaluate_all(args, [(ckpt, d) for d in data], device, "set")
+    results = [{"name": Path(d).resolve().name, "data": str(Path(d).resolve()), "metrics": m,
+                **({"spec": spec} if spec is not None else {})} for d, spec, m in zip(data, specs, metrics)]
     if len(results) == 1:
         _single(args, ckpt, results[0], out)
     else:

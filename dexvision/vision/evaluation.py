@@ -8,8 +8,8 @@ import torch
 
 from dexvision.datasets.loader import make_loader
 from dexvision.errors import UserError
-from dexvision.vision.keypoints import exp_so3
 from dexvision.vision.model import PoseNet, cameras_of, summarize
+from dexvision.vision.rotations import exp_so3
 
 
 def next_batch(iterator, data: str) -> dict:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 
 from dexvision.sim.scenes import BLOCK_HALF_SIZE
+from dexvision.vision.rotations import exp_so3, skew
 
 NUM_KEYPOINTS = 9  # 8 corners and the centre
 
@@ -103,19 +104,6 @@ def rigid_fit(model: torch.Tensor, world: torch.Tensor, weights: torch.Tensor
     D = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
     rotation = Vh.transpose(-1, -2) @ D @ U.transpose(-1, -2)
     return rotation, xc - torch.einsum("bij,bj->bi", rotation, mc)
-
-
-def skew(v: torch.Tensor) -> torch.Tensor:
-    z = torch.zeros_like(v[..., 0])
-    x, y, w = v.unbind(-1)
-    return torch.stack([z, -w, y, w, z, -x, -y, x, z], -1).reshape(*v.shape, 3)
-
-
-def exp_so3(theta: torch.Tensor) -> torch.Tensor:
-    angle = theta.norm(dim=-1, keepdim=True)[..., None].clamp_min(1e-12)
-    k = skew(theta) / angle
-    eye = torch.eye(3, dtype=theta.dtype, device=theta.device)
-    return eye + torch.sin(angle) * k + (1 - torch.cos(angle)) * (k @ k)
 
 
 def refine(rotation: torch.Tensor, position: torch.Tensor, pixels: torch.Tensor, weights: torch.Tensor,

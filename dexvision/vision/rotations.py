@@ -1,4 +1,5 @@
-"""Rotation math in torch for the pose head: 6D representation, quaternions (wxyz), geodesic angles.
+"""Rotation math in torch for the pose head: 6D representation, quaternions (wxyz), geodesic angles, the
+exponential map.
 
 The head predicts orientation in the continuous 6D representation of Zhou et al.
 (CVPR 2019): two 3-vectors turned into a rotation matrix by Gram-Schmidt. Unlike a
@@ -39,3 +40,18 @@ def geodesic_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     rel = a.transpose(-1, -2) @ b
     cos = (rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0
     return torch.arccos(cos.clamp(-1.0, 1.0))
+
+
+def skew(v: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3): the matrix of the cross product with v."""
+    z = torch.zeros_like(v[..., 0])
+    x, y, w = v.unbind(-1)
+    return torch.stack([z, -w, y, w, z, -x, -y, x, z], -1).reshape(*v.shape, 3)
+
+
+def exp_so3(theta: torch.Tensor) -> torch.Tensor:
+    """(..., 3) rotation vectors -> (..., 3, 3) rotation matrices (Rodrigues' formula)."""
+    angle = theta.norm(dim=-1, keepdim=True)[..., None].clamp_min(1e-12)
+    k = skew(theta) / angle
+    eye = torch.eye(3, dtype=theta.dtype, device=theta.device)
+    return eye + torch.sin(angle) * k + (1 - torch.cos(angle)) * (k @ k)
