@@ -146,6 +146,7 @@ ROWS = [
     ("evaluate-vision", ["--checkpoint", "{vckpt}", "--checkpoint", "{vckpt}", "--data", "{data}", "--data", "{data}"],
      ["several --checkpoint are compared on one --data set"]),
     ("evaluate-vision", ["--checkpoint", "{binary}", "--data", "{data}"], ["is not a readable torch checkpoint"]),
+    ("evaluate-vision", ["--checkpoint", "{vckpt}", "--data", "{data}", "--data", "{tmp}/typo"], ["no dataset at"]),
     # -- train-policy
     ("train-policy", ["--num-envs", "x"], ["--num-envs: expected an integer, got 'x'"]),
     ("train-policy", ["--lr", "1e-3"], ["unknown argument(s) --lr 1e-3"]),

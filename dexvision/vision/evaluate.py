@@ -173,11 +173,12 @@ def _check_camera_error(args, ckpts: list[dict]) -> None:
 
 def _evaluate_all(args, jobs: list[tuple[dict, str]], device: torch.device, unit: str) -> list[dict]:
     """The metrics of each (checkpoint, data set) pair, in order; a model is built once per checkpoint."""
+    urls = {data: shard_urls(data) for _, data in jobs}  # a missing set fails before any is evaluated
     results, models = [], {}
     for ckpt, data in tqdm(jobs, desc="evaluate-vision", unit=unit, disable=len(jobs) == 1):
         if id(ckpt) not in models:
             models = {id(ckpt): build_model(ckpt).to(device)}  # one model in memory at a time
-        results.append(evaluate(models[id(ckpt)], shard_urls(data), args.batch_size, args.num_workers, device,
+        results.append(evaluate(models[id(ckpt)], urls[data], args.batch_size, args.num_workers, device,
                                 args.max_samples, data, args.camera_error))
     return results
 

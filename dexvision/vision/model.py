@@ -105,7 +105,7 @@ class PoseNet(nn.Module):
 
     def truth(self, batch: dict) -> dict[str, torch.Tensor]:
         """A batch's labels on this model's device: position, quaternion, rotation, and for a keypoint head the
-        cameras and where the keypoints truly fall (normalized image coordinates, float64)."""
+        cameras and where the keypoints truly fall (normalized image coordinates)."""
         device = self.center.device
         truth = {"position": batch["position"].to(device), "quaternion": batch["quaternion"].to(device)}
         truth["rotation"] = quat_to_matrix(truth["quaternion"])
