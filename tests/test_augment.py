@@ -13,7 +13,8 @@ from dexvision.config import ConfigError, load_config
 from dexvision.datasets import render_shards
 from dexvision.datasets.follow import ShardWatcher, make_follow_loader
 from dexvision.datasets.loader import make_loader
-from dexvision.vision.augment import Augment, AugmentConfig, _blur, _warp, augment_images
+from dexvision.vision.augment import Augment, AugmentConfig, _blur, _warp, augment_images, warp_homography
+from dexvision.vision.keypoints import project
 from dexvision.vision import train as train_cli
 from dexvision.vision.train import TrainVisionConfig
 
@@ -96,6 +97,51 @@ def test_warp_moves_a_dot_by_the_shift_and_the_roll_turns_it_about_the_centre():
     turned = _warp(x, torch.zeros(1, 2), torch.tensor([np.pi / 2]))
     y, xx = divmod(int(turned[0, 0].argmax()), 33)
     assert (abs(y - 16) == 8 and xx == 16)
+
+
+def _blob(size: int, u: float, v: float, sigma: float = 1.5) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64),
+                            indexing="ij")
+    return torch.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2 * sigma**2)).float().expand(1, 3, size, size).clone()
+
+
+def _centroid(image: torch.Tensor) -> np.ndarray:
+    w = image[0, 0].double()
+    ys, xs = torch.meshgrid(torch.arange(w.shape[0], dtype=torch.float64), torch.arange(w.shape[1], dtype=torch.float64),
+                            indexing="ij")
+    return np.array([(w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()])
+
+
+@pytest.mark.parametrize("shift, deg", [((0.0, 0.0), 0.0), ((1.5, -2.0), 0.0), ((0.0, 0.0), 5.0), ((-1.2, 0.7), -3.0)])
+def test_the_warp_homography_is_where_the_warp_moves_a_point(shift, deg):
+    size, u, v = 48, 30.3, 17.6  # a blob off the centre, so a roll moves it too
+    shift_t, angle = torch.tensor([shift]), torch.deg2rad(torch.tensor([deg]))
+    moved = _centroid(_warp(_blob(size, u, v), shift_t, angle))
+    expected = (warp_homography(shift_t, angle, size)[0] @ torch.tensor([u, v, 1.0], dtype=torch.float64))[:2]
+    assert np.allclose(moved, expected.numpy(), atol=0.02)
+    if deg == 0.0:  # a pure shift moves every point by the shift
+        assert np.allclose(expected.numpy(), [u + shift[0], v + shift[1]])
+
+
+def test_augment_moves_each_cameras_K_with_its_image():
+    rng = np.random.default_rng(4)
+    k, size = 3, 40
+    K = torch.tensor([[50.0, 0.0, 19.5], [0.0, 50.0, 19.5], [0.0, 0.0, 1.0]], dtype=torch.float64).repeat(k, 1, 1)
+    R = torch.eye(3, dtype=torch.float64).repeat(k, 1, 1)
+    t = torch.tensor([[0.0, 0.0, 0.5]], dtype=torch.float64).repeat(k, 1)
+    point = torch.tensor([[[0.06, -0.04, 0.0]]], dtype=torch.float64)  # off the optical axis
+    pixel = project(point, K[None], R[None], t[None])[0, :, 0]
+    images = torch.stack([_blob(size, *pixel[c].tolist())[0] for c in range(k)])
+    images = (images * 255).round().to(torch.uint8)
+    cfg = AugmentConfig(enabled=True, **{**NEUTRAL, "shift_px": 2.0, "rotate_deg": 4.0})
+    sample = Augment(cfg, seed=int(rng.integers(100)))({"images": images, "cam_K": K.clone()})
+    assert not torch.equal(sample["cam_K"], K)  # every camera was moved
+    told = project(point, sample["cam_K"][None], R[None], t[None])[0, :, 0]
+    seen = np.stack([_centroid(sample["images"][c:c + 1].float()) for c in range(k)])
+    assert np.abs(seen - told.numpy()).max() < 0.05  # the blob is where the new K projects it
+    assert np.abs(seen - pixel.numpy()).max() > 0.3  # and not where the old one did
+    plain = Augment(AugmentConfig(enabled=True, **NEUTRAL), seed=0)({"images": images, "cam_K": K.clone()})
+    assert torch.equal(plain["cam_K"], K)  # no shift or roll: K untouched
 
 
 def test_noise_is_added_and_seeded():

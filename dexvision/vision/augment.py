@@ -3,8 +3,9 @@
 Rendering randomizes the scene; augmentation perturbs the finished image, which is cheap
 (no re-rendering) and reaches conditions the renderer's ranges do not: global gain and
 contrast, per-channel tint, saturation, lens blur, sensor noise, and small image shifts and
-rolls (a camera slightly off its calibrated pose). Labels do not change: the pose is in the
-world frame, and the model must read it through whatever the camera did.
+rolls. The pose labels do not change (the pose is in the world frame); a shift or roll is an
+exact change of the camera's intrinsics (K' = H K, H the warp in pixels), which the sample's
+`cam_K` follows, so a keypoint head's targets and solve see the camera that made the image.
 
 Every range is drawn per camera image; a range of (1, 1) or (0, 0) leaves that step out.
 Images stay uint8, so the rest of the pipeline is unchanged. Randomness comes from a torch
@@ -72,12 +73,33 @@ def _warp(x: torch.Tensor, shift: torch.Tensor, angle: torch.Tensor) -> torch.Te
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def warp_homography(shift: torch.Tensor, angle: torch.Tensor, size: int) -> torch.Tensor:
+    """The pixel map of `_warp` on (size x size) images, as (n, 3, 3) float64 affine homographies H: a point at
+    pixel u (OpenCV convention, pixel centres at integers) of the input appears at H u in the output, so a camera
+    K whose image was warped is H K."""
+    shift, angle = shift.double(), angle.double()
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rot_t = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # the roll's inverse
+    centre = torch.full((2,), (size - 1) / 2.0, dtype=torch.float64)
+    h = torch.eye(3, dtype=torch.float64).repeat(len(angle), 1, 1)
+    h[:, :2, :2] = rot_t  # output - c = A^T (input - c + shift), A the roll that affine_grid samples through
+    h[:, :2, 2] = (rot_t @ (shift - centre)[..., None])[..., 0] + centre
+    return h
+
+
 def augment_images(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
     """uint8 (K, 3, H, W) camera images -> augmented uint8 images of the same shape."""
+    return augment(images, cfg, g)[0]
+
+
+def augment(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (K, 3, H, W) camera images -> (augmented uint8 images of the same shape, (K, 3, 3) float64 pixel
+    homographies of their shifts and rolls: `warp_homography`, the identity for an image not moved)."""
     k = images.shape[0]
+    warps = torch.eye(3, dtype=torch.float64).repeat(k, 1, 1)
     chosen = torch.rand(k, generator=g) < cfg.probability
     if not chosen.any():
-        return images
+        return images, warps
     x = images[chosen].float() / 255.0
     n = x.shape[0]
     view = (n, 1, 1, 1)
@@ -85,6 +107,7 @@ def augment_images(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator)
         shift = _uniform(g, 2 * n, -cfg.shift_px, cfg.shift_px).view(n, 2)
         angle = torch.deg2rad(_uniform(g, n, -cfg.rotate_deg, cfg.rotate_deg))
         x = _warp(x, shift, angle)
+        warps[chosen] = warp_homography(shift, angle, images.shape[-1])
     x = x * _uniform(g, n, *cfg.brightness).view(view)
     if cfg.tint > 0:
         x = x * _uniform(g, 3 * n, 1 - cfg.tint, 1 + cfg.tint).view(n, 3, 1, 1)
@@ -99,11 +122,12 @@ def augment_images(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator)
     x = x + noise * torch.randn(x.shape, generator=g)
     out = images.clone()
     out[chosen] = (x.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
-    return out
+    return out, warps
 
 
 class Augment:
-    """The loader's per-sample map: augments `sample["images"]`; one generator per worker process."""
+    """The loader's per-sample map: augments `sample["images"]`, and moves `sample["cam_K"]` (when it has one)
+    with each image's shift and roll; one generator per worker process."""
 
     def __init__(self, cfg: AugmentConfig, seed: int):
         self.cfg, self.seed = cfg, seed
@@ -119,7 +143,9 @@ class Augment:
         return self._g
 
     def __call__(self, sample: dict) -> dict:
-        sample["images"] = augment_images(sample["images"], self.cfg, self._generator())
+        sample["images"], warps = augment(sample["images"], self.cfg, self._generator())
+        if "cam_K" in sample:
+            sample["cam_K"] = warps.to(sample["cam_K"]) @ sample["cam_K"]
         return sample
 
 
