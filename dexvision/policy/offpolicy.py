@@ -156,7 +156,7 @@ class SacTrainer:
     @torch.no_grad()
     def _act(self) -> np.ndarray:
         if self.buffer.steps * self.cfg.num_envs < self.random_until:
-            return self.rng.uniform(-1.0, 1.0, (self.cfg.num_envs, self.policy_cfg.num_actions))
+            return self._random_actions((self.cfg.num_envs, self.policy_cfg.num_actions))
         obs = obs_tensors(self.obs, self.device)
         zeros = torch.zeros(self.cfg.num_envs, device=self.device)
         action, *_ = self.model.get_action_and_value(obs, self.model.initial_state(1, self.device), zeros,
@@ -171,8 +171,12 @@ class SacTrainer:
             actions = np.clip(actions + sac.action_noise * self.rng.standard_normal(actions.shape), -1.0, 1.0)
         if sac.random_eps > 0:
             random = self.rng.random(len(actions)) < sac.random_eps
-            actions = np.where(random[:, None], self.rng.uniform(-1.0, 1.0, actions.shape), actions)
+            actions = np.where(random[:, None], self._random_actions(actions.shape), actions)
         return actions
+
+    def _random_actions(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Uniformly random actions in [-1, 1]: the warm-up's, and `sac.random_eps`'s replacements."""
+        return self.rng.uniform(-1.0, 1.0, shape)
 
     def step(self, metrics: dict) -> None:
         """One vector step of the environments, stored, then the updates it pays for."""

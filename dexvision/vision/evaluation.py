@@ -54,7 +54,7 @@ def evaluate(model: PoseNet, urls: list[str], batch_size: int, num_workers: int,
             break
         told = perturb_cameras(batch, camera_error, generator) if camera_error else batch
         pred = model(batch["images"].to(device), cameras_of(told, device))
-        for k, v in model.errors(pred, batch).items():  # against the true pose and the true projections
+        for k, v in model.errors(pred, model.truth(batch)).items():  # against the true pose and the true projections
             errors.setdefault(k, []).append(v.float().cpu())
         seen += len(batch["index"])
         if max_samples and seen >= max_samples:

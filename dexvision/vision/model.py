@@ -114,19 +114,17 @@ class PoseNet(nn.Module):
             truth["keypoints"] = keypoint_targets(truth["position"], truth["rotation"], truth["cameras"])
         return truth
 
-    def loss(self, pred: dict, batch: dict, truth: dict | None = None) -> dict[str, torch.Tensor]:
-        """The training loss of this head on a batch (its 'loss', and the parts it is made of); `truth` is
-        `self.truth(batch)` when the caller already has it."""
-        truth = truth or self.truth(batch)
+    def loss(self, pred: dict, truth: dict) -> dict[str, torch.Tensor]:
+        """The training loss of this head on a batch (its 'loss', and the parts it is made of), against the
+        batch's `self.truth(batch)`."""
         if self.cfg.head == "direct":
             return pose_loss(pred, truth["position"], truth["quaternion"], self.cfg.position_scale)
         loss = keypoint_nll(pred["keypoints"], pred["log_scale"], truth["keypoints"].float())
         return {"loss": loss, "keypoints": loss}
 
-    def errors(self, pred: dict, batch: dict, truth: dict | None = None) -> dict[str, torch.Tensor]:
-        """Per-sample errors: position (mm) and orientation (degrees); a keypoint head's mean keypoint error too
-        (pixels of the images as rendered)."""
-        truth = truth or self.truth(batch)
+    def errors(self, pred: dict, truth: dict) -> dict[str, torch.Tensor]:
+        """Per-sample errors against the batch's `self.truth(batch)`: position (mm) and orientation (degrees); a
+        keypoint head's mean keypoint error too (pixels of the images as rendered)."""
         errors = pose_errors(pred, truth["position"], truth["quaternion"])
         if self.cfg.head == "keypoints":
             size = truth["cameras"]["size"][:, :, None, :]

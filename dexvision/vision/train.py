@@ -260,7 +260,7 @@ class VisionTrainer:
         with self.amp:
             pred = self.forward(images)
         truth = self.model.truth(batch)
-        losses = self.model.loss(pred, batch, truth)
+        losses = self.model.loss(pred, truth)
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         self.optimizer.step()
@@ -275,7 +275,7 @@ class VisionTrainer:
                 if "position" not in pred:  # a keypoint head: the pose its keypoints solve to
                     pred.update(zip(("position", "rotation"),
                                     solve_pose(pred["keypoints"], pred["log_scale"].exp(), truth["cameras"])))
-                errs = {k: v.median().item() for k, v in self.model.errors(pred, batch, truth).items()}
+                errs = {k: v.median().item() for k, v in self.model.errors(pred, truth).items()}
         window.add(wait=t1 - t0, busy=time.perf_counter() - t0, steps=1, error_steps=float(bool(errs)),
                    images=images.shape[0] * images.shape[1] * self.world, loss=losses["loss"].item(),
                    **{f"loss_{k}": v.item() for k, v in losses.items() if k != "loss"}, **errs)
