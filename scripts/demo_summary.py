@@ -56,7 +56,7 @@ def summarize(out: Path) -> dict:
         ("teacher: evaluation", "policy-teacher/eval.json",
          f"{teacher['mean_successes']:.1f} successes per episode (median {teacher['median_successes']:g}), 10 greedy episodes"),
         ("student", "policy-student/ (+ policy-curves.png)",
-         f"BC from 3 x 32 px cameras, {student_run['frames']:,} frames, encoder from the pose model"),
+         f"BC from 3 x 32 px cameras, {student_run['frames']:,} frames, the pose model's encoder (frozen)"),
         ("student: evaluation", "policy-student/eval.json",
          f"{student['mean_successes']:.1f} successes per episode (median {student['median_successes']:g}), "
          f"{fraction:.0%} of the teacher's"),
