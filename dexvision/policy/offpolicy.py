@@ -70,6 +70,11 @@ def check_sac_config(cfg: TrainPolicyConfig) -> None:
         raise UserError("--algo sac plays uniform goals and relabels them: set curriculum.enabled=false")
 
 
+def uniform_actions(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniformly random actions in [-1, 1]: the warm-up's, and `sac.random_eps`'s replacements."""
+    return rng.uniform(-1.0, 1.0, shape)
+
+
 class SacTrainer:
     """One off-policy train-policy run; `run()` trains and returns the summary written to metrics.json."""
 
@@ -156,7 +161,7 @@ class SacTrainer:
     @torch.no_grad()
     def _act(self) -> np.ndarray:
         if self.buffer.steps * self.cfg.num_envs < self.random_until:
-            return self._random_actions((self.cfg.num_envs, self.policy_cfg.num_actions))
+            return uniform_actions(self.rng, (self.cfg.num_envs, self.policy_cfg.num_actions))
         obs = obs_tensors(self.obs, self.device)
         zeros = torch.zeros(self.cfg.num_envs, device=self.device)
         action, *_ = self.model.get_action_and_value(obs, self.model.initial_state(1, self.device), zeros,
@@ -171,12 +176,8 @@ class SacTrainer:
             actions = np.clip(actions + sac.action_noise * self.rng.standard_normal(actions.shape), -1.0, 1.0)
         if sac.random_eps > 0:
             random = self.rng.random(len(actions)) < sac.random_eps
-            actions = np.where(random[:, None], self._random_actions(actions.shape), actions)
+            actions = np.where(random[:, None], uniform_actions(self.rng, actions.shape), actions)
         return actions
-
-    def _random_actions(self, shape: tuple[int, ...]) -> np.ndarray:
-        """Uniformly random actions in [-1, 1]: the warm-up's, and `sac.random_eps`'s replacements."""
-        return self.rng.uniform(-1.0, 1.0, shape)
 
     def step(self, metrics: dict) -> None:
         """One vector step of the environments, stored, then the updates it pays for."""
