@@ -19,7 +19,7 @@ from dexvision.vision import train as train_cli
 from dexvision.vision.train import TrainVisionConfig
 
 NEUTRAL = dict(brightness=(1.0, 1.0), contrast=(1.0, 1.0), saturation=(1.0, 1.0), tint=0.0, blur_sigma=(0.0, 0.0),
-               noise_std=(0.0, 0.0), shift_px=0.0, rotate_deg=0.0)
+               noise_std=(0.0, 0.0), shift_px=0.0, rotate_deg=0.0, zoom=(1.0, 1.0))
 
 
 def _images(k: int = 3, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -112,15 +112,20 @@ def _centroid(image: torch.Tensor) -> np.ndarray:
     return np.array([(w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()])
 
 
-@pytest.mark.parametrize("shift, deg", [((0.0, 0.0), 0.0), ((1.5, -2.0), 0.0), ((0.0, 0.0), 5.0), ((-1.2, 0.7), -3.0)])
-def test_the_warp_homography_is_where_the_warp_moves_a_point(shift, deg):
-    size, u, v = 48, 30.3, 17.6  # a blob off the centre, so a roll moves it too
-    shift_t, angle = torch.tensor([shift]), torch.deg2rad(torch.tensor([deg]))
-    moved = _centroid(_warp(_blob(size, u, v), shift_t, angle))
-    expected = (warp_homography(shift_t, angle, size)[0] @ torch.tensor([u, v, 1.0], dtype=torch.float64))[:2]
+@pytest.mark.parametrize("shift, deg, zoom", [((0.0, 0.0), 0.0, 1.0), ((1.5, -2.0), 0.0, 1.0), ((0.0, 0.0), 5.0, 1.0),
+                                              ((-1.2, 0.7), -3.0, 1.0), ((0.0, 0.0), 0.0, 1.1),
+                                              ((0.8, 1.3), 4.0, 0.9)])
+def test_the_warp_homography_is_where_the_warp_moves_a_point(shift, deg, zoom):
+    size, u, v = 48, 30.3, 17.6  # a blob off the centre, so a roll or a zoom moves it too
+    shift_t, angle, zoom_t = torch.tensor([shift]), torch.deg2rad(torch.tensor([deg])), torch.tensor([zoom])
+    moved = _centroid(_warp(_blob(size, u, v, sigma=2.5), shift_t, angle, zoom_t))  # wide: little resampling bias
+    expected = (warp_homography(shift_t, angle, size, zoom_t)[0] @ torch.tensor([u, v, 1.0], dtype=torch.float64))[:2]
     assert np.allclose(moved, expected.numpy(), atol=0.02)
-    if deg == 0.0:  # a pure shift moves every point by the shift
+    centre = (size - 1) / 2
+    if deg == 0.0 and zoom == 1.0:  # a pure shift moves every point by the shift
         assert np.allclose(expected.numpy(), [u + shift[0], v + shift[1]])
+    if deg == 0.0 and shift == (0.0, 0.0):  # a pure zoom scales every point's offset from the centre
+        assert np.allclose(expected.numpy(), [centre + zoom * (u - centre), centre + zoom * (v - centre)])
 
 
 def test_augment_moves_each_cameras_K_with_its_image():
@@ -133,7 +138,7 @@ def test_augment_moves_each_cameras_K_with_its_image():
     pixel = project(point, K[None], R[None], t[None])[0, :, 0]
     images = torch.stack([_blob(size, *pixel[c].tolist())[0] for c in range(k)])
     images = (images * 255).round().to(torch.uint8)
-    cfg = AugmentConfig(enabled=True, **{**NEUTRAL, "shift_px": 2.0, "rotate_deg": 4.0})
+    cfg = AugmentConfig(enabled=True, **{**NEUTRAL, "shift_px": 2.0, "rotate_deg": 4.0, "zoom": (0.9, 1.1)})
     sample = Augment(cfg, seed=int(rng.integers(100)))({"images": images, "cam_K": K.clone()})
     assert not torch.equal(sample["cam_K"], K)  # every camera was moved
     told = project(point, sample["cam_K"][None], R[None], t[None])[0, :, 0]
@@ -141,7 +146,7 @@ def test_augment_moves_each_cameras_K_with_its_image():
     assert np.abs(seen - told.numpy()).max() < 0.05  # the blob is where the new K projects it
     assert np.abs(seen - pixel.numpy()).max() > 0.3  # and not where the old one did
     plain = Augment(AugmentConfig(enabled=True, **NEUTRAL), seed=0)({"images": images, "cam_K": K.clone()})
-    assert torch.equal(plain["cam_K"], K)  # no shift or roll: K untouched
+    assert torch.equal(plain["cam_K"], K)  # no shift, roll or zoom: K untouched
 
 
 def test_noise_is_added_and_seeded():

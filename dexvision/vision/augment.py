@@ -2,10 +2,11 @@
 
 Rendering randomizes the scene; augmentation perturbs the finished image, which is cheap
 (no re-rendering) and reaches conditions the renderer's ranges do not: global gain and
-contrast, per-channel tint, saturation, lens blur, sensor noise, and small image shifts and
-rolls. The pose labels do not change (the pose is in the world frame); a shift or roll is an
-exact change of the camera's intrinsics (K' = H K, H the warp in pixels), which the sample's
-`cam_K` follows, so a keypoint head's targets and solve see the camera that made the image.
+contrast, per-channel tint, saturation, lens blur, sensor noise, and small image shifts, rolls
+and zooms. The pose labels do not change (the pose is in the world frame); a shift, roll or zoom
+is an exact change of the camera's intrinsics (K' = H K, H the warp in pixels), which the
+sample's `cam_K` follows, so a keypoint head's targets and solve see the camera that made the
+image.
 
 Every range is drawn per camera image; a range of (1, 1) or (0, 0) leaves that step out.
 Images stay uint8, so the rest of the pipeline is unchanged. Randomness comes from a torch
@@ -28,6 +29,7 @@ from dexvision.datasets.reader import iter_shard
 from dexvision.files import atomic_write
 from dexvision.render.images import gaussian_blur
 from dexvision.render.sheet import contact_sheet
+from dexvision.vision.keypoints import pixel_centre
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
@@ -44,11 +46,13 @@ class AugmentConfig:
     noise_std: Range = (0.0, 0.06)  # additive Gaussian noise, [0, 1] intensity units
     shift_px: float = 2.0  # image translation, up to this many pixels per axis
     rotate_deg: float = 3.0  # image roll about its centre, up to this many degrees
+    zoom: Range = (0.9, 1.1)  # magnification about the image centre (a change of focal length)
 
     def __post_init__(self):
         check_bounds(self, {"probability": (0.0, 1.0), "brightness": (0.0, 4.0), "contrast": (0.0, 4.0),
                             "saturation": (0.0, 4.0), "tint": (0.0, 1.0), "blur_sigma": (0.0, 16.0),
-                            "noise_std": (0.0, 1.0), "shift_px": (0.0, 64.0), "rotate_deg": (0.0, 180.0)})
+                            "noise_std": (0.0, 1.0), "shift_px": (0.0, 64.0), "rotate_deg": (0.0, 180.0),
+                            "zoom": (0.25, 4.0)})
 
 
 def _uniform(g: torch.Generator, n: int, low: float, high: float) -> torch.Tensor:
@@ -61,10 +65,12 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.from_numpy(gaussian_blur(hwc, sigma)).permute(2, 0, 1).unsqueeze(0)
 
 
-def _warp(x: torch.Tensor, shift: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Roll each (square) image by `angle` (radians) and shift it by `shift` (pixels, x then y); borders repeat."""
+def _warp(x: torch.Tensor, shift: torch.Tensor, angle: torch.Tensor, zoom: torch.Tensor | None = None) -> torch.Tensor:
+    """Roll each (square) image by `angle` (radians), shift it by `shift` (pixels, x then y) and magnify it by
+    `zoom` about its centre (none: 1); borders repeat."""
     n, _, h, w = x.shape
-    cos, sin = torch.cos(angle), torch.sin(angle)
+    inv = 1.0 if zoom is None else 1.0 / zoom
+    cos, sin = torch.cos(angle) * inv, torch.sin(angle) * inv
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
     theta[:, 0, 2] = -2 * shift[:, 0] / w
@@ -73,16 +79,18 @@ def _warp(x: torch.Tensor, shift: torch.Tensor, angle: torch.Tensor) -> torch.Te
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def warp_homography(shift: torch.Tensor, angle: torch.Tensor, size: int) -> torch.Tensor:
+def warp_homography(shift: torch.Tensor, angle: torch.Tensor, size: int, zoom: torch.Tensor | None = None) -> torch.Tensor:
     """The pixel map of `_warp` on (size x size) images, as (n, 3, 3) float64 affine homographies H: a point at
     pixel u (OpenCV convention, pixel centres at integers) of the input appears at H u in the output, so a camera
     K whose image was warped is H K."""
     shift, angle = shift.double(), angle.double()
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    rot_t = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # the roll's inverse
-    centre = torch.full((2,), (size - 1) / 2.0, dtype=torch.float64)
+    s = torch.ones_like(angle) if zoom is None else zoom.double()
+    cos, sin = torch.cos(angle) * s, torch.sin(angle) * s
+    rot_t = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # the roll's inverse, zoomed
+    centre = torch.full((2,), pixel_centre(size), dtype=torch.float64)
     h = torch.eye(3, dtype=torch.float64).repeat(len(angle), 1, 1)
-    h[:, :2, :2] = rot_t  # output - c = A^T (input - c + shift), A the roll that affine_grid samples through
+    # affine_grid samples input - c = (A / s)(output - c) - shift, A the roll, so output - c = s A^T (input - c + shift)
+    h[:, :2, :2] = rot_t
     h[:, :2, 2] = (rot_t @ (shift - centre)[..., None])[..., 0] + centre
     return h
 
@@ -94,7 +102,7 @@ def augment_images(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator)
 
 def augment(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (K, 3, H, W) camera images -> (augmented uint8 images of the same shape, (K, 3, 3) float64 pixel
-    homographies of their shifts and rolls: `warp_homography`, the identity for an image not moved)."""
+    homographies of their shifts, rolls and zooms: `warp_homography`, the identity for an image not moved)."""
     k = images.shape[0]
     warps = torch.eye(3, dtype=torch.float64).repeat(k, 1, 1)
     chosen = torch.rand(k, generator=g) < cfg.probability
@@ -103,11 +111,12 @@ def augment(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> tup
     x = images[chosen].float() / 255.0
     n = x.shape[0]
     view = (n, 1, 1, 1)
-    if cfg.shift_px > 0 or cfg.rotate_deg > 0:
+    if cfg.shift_px > 0 or cfg.rotate_deg > 0 or tuple(cfg.zoom) != (1.0, 1.0):
         shift = _uniform(g, 2 * n, -cfg.shift_px, cfg.shift_px).view(n, 2)
         angle = torch.deg2rad(_uniform(g, n, -cfg.rotate_deg, cfg.rotate_deg))
-        x = _warp(x, shift, angle)
-        warps[chosen] = warp_homography(shift, angle, images.shape[-1])
+        zoom = _uniform(g, n, *cfg.zoom)
+        x = _warp(x, shift, angle, zoom)
+        warps[chosen] = warp_homography(shift, angle, images.shape[-1], zoom)
     x = x * _uniform(g, n, *cfg.brightness).view(view)
     if cfg.tint > 0:
         x = x * _uniform(g, 3 * n, 1 - cfg.tint, 1 + cfg.tint).view(n, 3, 1, 1)
@@ -127,7 +136,7 @@ def augment(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> tup
 
 class Augment:
     """The loader's per-sample map: augments `sample["images"]`, and moves `sample["cam_K"]` (when it has one)
-    with each image's shift and roll; one generator per worker process."""
+    with each image's shift, roll and zoom; one generator per worker process."""
 
     def __init__(self, cfg: AugmentConfig, seed: int):
         self.cfg, self.seed = cfg, seed

@@ -40,13 +40,19 @@ def block_keypoints(half_size: float = BLOCK_HALF_SIZE) -> torch.Tensor:
     return torch.tensor(corners + [[0.0, 0.0, 0.0]], dtype=torch.float64)
 
 
+def pixel_centre(size):
+    """The image centre in pixels along an axis of `size` pixels (OpenCV convention: pixel centres at integers,
+    so the centre of a 64 px axis is 31.5). A number or a tensor."""
+    return (size - 1.0) / 2.0
+
+
 def to_pixels(normalized: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
     """(..., 2) normalized coordinates -> pixels, for image sizes (..., 2) as (width, height)."""
-    return normalized * (size / 2.0) + (size - 1.0) / 2.0
+    return normalized * (size / 2.0) + pixel_centre(size)
 
 
 def to_normalized(pixels: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
-    return (pixels - (size - 1.0) / 2.0) / (size / 2.0)
+    return (pixels - pixel_centre(size)) / (size / 2.0)
 
 
 def project(points: torch.Tensor, K: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
