@@ -37,7 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Iterable
 
-from dexvision.config import from_dict, to_dict
+from dexvision.config import check_choice, from_dict, to_dict
 from dexvision.datasets.format import FORMAT_VERSION, IMAGE_FORMATS, JPEG_QUALITY, JPEG_SUBSAMPLING, LABELS, shard_name
 from dexvision.errors import UserError
 from dexvision.files import atomic_write, stale_temp
@@ -66,15 +66,13 @@ class DatasetSpec:
             raise ValueError(f"n must be >= 1, got {self.n}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
-        if self.format not in IMAGE_FORMATS:
-            raise ValueError(f"format must be one of {', '.join(IMAGE_FORMATS)}, got '{self.format}'")
+        check_choice("format", self.format, IMAGE_FORMATS)
         if not 1 <= self.jpeg_quality <= 95:
             raise ValueError(f"jpeg_quality must be within [1, 95], got {self.jpeg_quality}")
         if self.jpeg_subsampling not in JPEG_SUBSAMPLING:
             raise ValueError(f"jpeg_subsampling must be one of {', '.join(JPEG_SUBSAMPLING)}, got "
                              f"'{self.jpeg_subsampling}'")
-        if self.labels not in LABELS:
-            raise ValueError(f"labels must be one of {', '.join(LABELS)}, got '{self.labels}'")
+        check_choice("labels", self.labels, LABELS)
 
     @property
     def num_shards(self) -> int:

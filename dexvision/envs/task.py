@@ -51,6 +51,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from dexvision.config import check_choice
 from dexvision.errors import UserError
 from dexvision.render.renderer import RenderConfig
 from dexvision.sim.physics import PhysicsRandomizer
@@ -137,10 +138,8 @@ class EnvConfig:
             raise ValueError(f"unknown physics profile '{self.physics}' (valid: {', '.join(PHYSICS_PROFILES)})")
         if self.control_period <= 0:
             raise ValueError("control_period must be > 0")
-        if self.action_type not in ACTION_TYPES:
-            raise ValueError(f"action_type must be one of {', '.join(ACTION_TYPES)}, got {self.action_type!r}")
-        if self.action_mode not in ACTION_MODES:
-            raise ValueError(f"action_mode must be one of {', '.join(ACTION_MODES)}, got {self.action_mode!r}")
+        check_choice("action_type", self.action_type, ACTION_TYPES)
+        check_choice("action_mode", self.action_mode, ACTION_MODES)
         if not 0 < self.relative_step <= 1:
             raise ValueError(f"relative_step must be in (0, 1], got {self.relative_step}")
         if self.action_bins < 2 or self.max_successes < 1 or self.goal_timeout < 1:
@@ -151,18 +150,14 @@ class EnvConfig:
             raise ValueError("obs_noise must be >= 0")
         if self.progress_reward < 0 or self.position_penalty < 0:
             raise ValueError("progress_reward and position_penalty must be >= 0")
-        if self.goal_frame not in GOAL_FRAMES:
-            raise ValueError(f"goal_frame must be one of {', '.join(GOAL_FRAMES)}, got {self.goal_frame!r}")
-        if self.goal_repr not in GOAL_REPRS:
-            raise ValueError(f"goal_repr must be one of {', '.join(GOAL_REPRS)}, got {self.goal_repr!r}")
-        if self.goals not in GOAL_MODES:
-            raise ValueError(f"goals must be one of {', '.join(GOAL_MODES)}, got {self.goals!r}")
+        check_choice("goal_frame", self.goal_frame, GOAL_FRAMES)
+        check_choice("goal_repr", self.goal_repr, GOAL_REPRS)
+        check_choice("goals", self.goals, GOAL_MODES)
         if not 0 < self.action_average <= 1:
             raise ValueError(f"action_average must be in (0, 1], got {self.action_average}")
         if self.action_average < 1 and self.action_mode != "absolute":
             raise ValueError("action_average smooths absolute commands: it needs action_mode absolute")
-        if self.timeout not in TIMEOUTS:
-            raise ValueError(f"timeout must be one of {', '.join(TIMEOUTS)}, got {self.timeout!r}")
+        check_choice("timeout", self.timeout, TIMEOUTS)
         if self.max_episode_steps < 0 or (self.timeout == "resample" and self.max_episode_steps < 1):
             raise ValueError(f"max_episode_steps must be >= 0, and >= 1 with timeout resample; got "
                              f"{self.max_episode_steps}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dexvision.config import bounds, check_bounds
+from dexvision.config import bounds, check_bounds, check_choice
 from dexvision.envs.curriculum import CurriculumConfig
 from dexvision.envs.task import OBS_MODES, EnvConfig
 from dexvision.policy.model import check_core
@@ -79,10 +79,8 @@ class TrainPolicyConfig:
     sac: SacConfig = dataclasses.field(default_factory=SacConfig)  # algo sac (dexvision.policy.offpolicy)
 
     def __post_init__(self):
-        if self.obs not in OBS_MODES:
-            raise ValueError(f"obs must be one of {', '.join(OBS_MODES)}, got {self.obs!r}")
-        if self.algo not in ALGOS:
-            raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        check_choice("obs", self.obs, OBS_MODES)
+        check_choice("algo", self.algo, ALGOS)
         for name in ("steps", "num_envs", "rollout", "chunk", "minibatches", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Distribution, Normal
 
+from dexvision.config import check_choice
 from dexvision.vision.model import PoseNet, PoseNetConfig, penultimate_features
 
 
@@ -55,8 +56,7 @@ class PolicyConfig:
 
     def __post_init__(self):
         check_core(self.core, self.mlp_hidden)
-        if self.action_dist not in ACTION_DISTS:
-            raise ValueError(f"action_dist must be one of {', '.join(ACTION_DISTS)}, got {self.action_dist!r}")
+        check_choice("action_dist", self.action_dist, ACTION_DISTS)
 
     @property
     def uses_vision(self) -> bool:

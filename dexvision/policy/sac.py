@@ -51,23 +51,23 @@ class SacConfig:
 
     def __post_init__(self):
         if self.batch_size < 1:
-            raise ValueError(f"sac.batch_size must be >= 1, got {self.batch_size}")
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.buffer_size < 1:
-            raise ValueError(f"sac.buffer_size must be >= 1, got {self.buffer_size}")
+            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
         if self.updates_per_step <= 0:
-            raise ValueError(f"sac.updates_per_step must be > 0, got {self.updates_per_step}")
+            raise ValueError(f"updates_per_step must be > 0, got {self.updates_per_step}")
         if self.warmup < 0 or self.her_k < 0:
-            raise ValueError(f"sac.warmup and sac.her_k must be >= 0, got {self.warmup} and {self.her_k}")
+            raise ValueError(f"warmup and her_k must be >= 0, got {self.warmup} and {self.her_k}")
         if not 0 < self.tau <= 1:
-            raise ValueError(f"sac.tau must be in (0, 1], got {self.tau}")
+            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
         if not 0 <= self.random_eps <= 1:
-            raise ValueError(f"sac.random_eps must be in [0, 1], got {self.random_eps}")
+            raise ValueError(f"random_eps must be in [0, 1], got {self.random_eps}")
         if self.action_noise < 0:
-            raise ValueError(f"sac.action_noise must be >= 0, got {self.action_noise}")
+            raise ValueError(f"action_noise must be >= 0, got {self.action_noise}")
         if self.init_alpha <= 0:
-            raise ValueError(f"sac.init_alpha must be > 0, got {self.init_alpha}")
+            raise ValueError(f"init_alpha must be > 0, got {self.init_alpha}")
         if not self.critic_hidden or min(self.critic_hidden) < 1:
-            raise ValueError(f"sac.critic_hidden must list positive layer widths, got {self.critic_hidden}")
+            raise ValueError(f"critic_hidden must list positive layer widths, got {self.critic_hidden}")
 
 
 RELABELLED_REWARDS = ("none", "inverse", "distance", "closeness")  # the EnvConfig.rotation_reward kinds GoalReward computes

@@ -18,6 +18,7 @@ import dataclasses
 import mujoco
 import numpy as np
 
+from dexvision.config import check_choice
 from dexvision.render.cameras import camera_label, opengl_camera_pose, opengl_intrinsics
 from dexvision.render.geometry import VISIBLE_GROUPS, GeomMesh, cube_texture_atlas, scene_meshes
 from dexvision.render.gl import SHADINGS, configure_headless_gl, create_offscreen
@@ -42,8 +43,7 @@ class RenderConfig:
     def __post_init__(self):
         if not 8 <= self.image_size <= 4096:
             raise ValueError(f"image_size must be within [8, 4096], got {self.image_size}")
-        if self.shading not in SHADINGS:
-            raise ValueError(f"shading must be one of {', '.join(SHADINGS)}, got {self.shading!r}")
+        check_choice("shading", self.shading, SHADINGS)
         if self.msaa_samples not in (0, 2, 4, 8):
             raise ValueError(f"msaa_samples must be 0, 2, 4 or 8, got {self.msaa_samples}")
         if self.block_texture_size < 4 or self.floor_texture_size < 4:

@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dexvision.config import ConfigError, from_dict, read_yaml
+from dexvision.config import ConfigError, check_choice, from_dict, read_yaml
 
 COMMANDS = ("train-policy", "train-vision", "render-shards")  # the commands whose --out is a directory
 RESERVED = ("logs",)  # runs_dir/logs holds run-experiment's logs and completion records
@@ -71,8 +71,7 @@ class Threshold:
     x: str = "frames"  # frames, optimizer_steps or minutes
 
     def __post_init__(self):
-        if self.x not in X_AXES:
-            raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {self.x!r}")
+        check_choice("x", self.x, X_AXES)
 
 
 @dataclasses.dataclass
@@ -83,8 +82,7 @@ class Panel:
     title: str = ""
 
     def __post_init__(self):
-        if self.x not in X_AXES:
-            raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {self.x!r}")
+        check_choice("x", self.x, X_AXES)
         if not 0 <= self.smoothing < 1:
             raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
 

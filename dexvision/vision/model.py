@@ -18,6 +18,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from dexvision.config import check_choice
 from dexvision.sim.scenes import BLOCK_HALF_SIZE, BLOCK_REST_POINT
 from dexvision.vision.encoders import create_encoder, normalization
 from dexvision.vision.keypoints import NUM_KEYPOINTS, keypoint_nll, keypoint_targets, solve_pose, to_pixels
@@ -37,8 +38,7 @@ class PoseNetConfig:
     head: str = "direct"  # direct (pose from the concatenated features) or keypoints (per camera, then solved)
 
     def __post_init__(self):
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}, got '{self.head}'")
+        check_choice("head", self.head, HEADS)
 
 
 def penultimate_features(cfg: PoseNetConfig) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dexvision.config import bounds, check_bounds, flag_overrides, load_config, to_dict
+from dexvision.config import bounds, check_bounds, check_choice, flag_overrides, load_config, to_dict
 from dexvision.datasets.loader import make_loader
 from dexvision.datasets.shards import check_val_data, load_manifest
 from dexvision.distributed import barrier, is_main_process
@@ -94,8 +94,7 @@ class TrainVisionConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.head_hidden < 1 or self.weight_decay < 0:
             raise ValueError("need head_hidden >= 1 and weight_decay >= 0")
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}, got '{self.head}'")
+        check_choice("head", self.head, HEADS)
 
 
 # -- data -----------------------------------------------------------------------------------
