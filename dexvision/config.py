@@ -44,12 +44,12 @@ def check_bounds(cfg: Any, bounds: dict[str, tuple[float | None, float | None]])
             raise ValueError(f"{name} {shown} goes past its valid bounds {valid}")
 
 
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: Any, choices: typing.Collection[str]) -> None:
     """ValueError unless `value` is one of `choices`: "<name> must be one of a, b, got 'c'" (a config's
     `__post_init__` names its field, and from_dict prefixes the section)."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
 
 # Bounds that several commands share, each stated once. A config's `__post_init__` checks its fields against
 # them (`check_bounds(self, bounds(...))`), and a command's plain flags (`check_flags`) too, before any work.

@@ -69,9 +69,7 @@ class DatasetSpec:
         check_choice("format", self.format, IMAGE_FORMATS)
         if not 1 <= self.jpeg_quality <= 95:
             raise ValueError(f"jpeg_quality must be within [1, 95], got {self.jpeg_quality}")
-        if self.jpeg_subsampling not in JPEG_SUBSAMPLING:
-            raise ValueError(f"jpeg_subsampling must be one of {', '.join(JPEG_SUBSAMPLING)}, got "
-                             f"'{self.jpeg_subsampling}'")
+        check_choice("jpeg_subsampling", self.jpeg_subsampling, JPEG_SUBSAMPLING)
         check_choice("labels", self.labels, LABELS)
 
     @property

@@ -256,8 +256,7 @@ class BlockReorientEnv(gym.vector.VectorEnv):
 
     def __init__(self, cfg: EnvConfig, num_envs: int, obs: str = "state", render_workers: int = 0,
                  first_env: int = 0, total_envs: int | None = None):
-        if obs not in OBS_MODES:
-            raise ValueError(f"obs must be one of {', '.join(OBS_MODES)}, got {obs!r}")
+        check_choice("obs", obs, OBS_MODES)
         if num_envs < 1:
             raise ValueError("num_envs must be >= 1")
         self.total_envs = total_envs or num_envs

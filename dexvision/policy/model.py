@@ -72,8 +72,7 @@ CORES = ("lstm", "mlp")
 
 def check_core(core: str, mlp_hidden: list[int]) -> None:
     """A known core; an MLP core's layer widths positive (train-policy's config and the model's)."""
-    if core not in CORES:
-        raise ValueError(f"core must be one of {', '.join(CORES)}, got {core!r}")
+    check_choice("core", core, CORES)
     if core == "mlp" and (not mlp_hidden or min(mlp_hidden) < 1):
         raise ValueError(f"mlp_hidden must list positive layer widths, got {mlp_hidden}")
 ACTION_DISTS = ("categorical", "gaussian", "tanh_gaussian")

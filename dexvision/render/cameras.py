@@ -88,10 +88,16 @@ def look_at_rotation(position: np.ndarray, target: np.ndarray, roll_deg: float =
     return np.stack([x, y, z])  # rows: camera axes in world coordinates
 
 
+def pixel_centre(size):
+    """The image centre in pixels along an axis of `size` pixels (OpenCV convention: pixel centres at integers,
+    so the centre of a 64 px axis is 31.5). A number, an array or a tensor."""
+    return (size - 1.0) / 2.0
+
+
 def intrinsics(fov_deg: float, width: int, height: int) -> np.ndarray:
     """K for a vertical field of view, square pixels, principal point at the image centre."""
     f = (height / 2.0) / np.tan(np.radians(fov_deg) / 2.0)
-    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+    return np.array([[f, 0.0, pixel_centre(width)], [0.0, f, pixel_centre(height)], [0.0, 0.0, 1.0]])
 
 
 def camera_label(cam: dict, width: int, height: int) -> dict:

@@ -28,8 +28,8 @@ from dexvision.config import Range, check_bounds
 from dexvision.datasets.reader import iter_shard
 from dexvision.files import atomic_write
 from dexvision.render.images import gaussian_blur
+from dexvision.render.cameras import pixel_centre
 from dexvision.render.sheet import contact_sheet
-from dexvision.vision.keypoints import pixel_centre
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
@@ -114,7 +114,7 @@ def augment(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> tup
     if cfg.shift_px > 0 or cfg.rotate_deg > 0 or tuple(cfg.zoom) != (1.0, 1.0):
         shift = _uniform(g, 2 * n, -cfg.shift_px, cfg.shift_px).view(n, 2)
         angle = torch.deg2rad(_uniform(g, n, -cfg.rotate_deg, cfg.rotate_deg))
-        zoom = _uniform(g, n, *cfg.zoom)
+        zoom = _uniform(g, n, *cfg.zoom) if tuple(cfg.zoom) != (1.0, 1.0) else None
         x = _warp(x, shift, angle, zoom)
         warps[chosen] = warp_homography(shift, angle, images.shape[-1], zoom)
     x = x * _uniform(g, n, *cfg.brightness).view(view)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+from dexvision.render.cameras import pixel_centre
 from dexvision.sim.scenes import BLOCK_HALF_SIZE
 from dexvision.vision.rotations import exp_so3, skew
 
@@ -38,12 +39,6 @@ def block_keypoints(half_size: float = BLOCK_HALF_SIZE) -> torch.Tensor:
     """(9, 3) points in the block's frame: corner i at (+-h, +-h, +-h) by the bits of i (x: bit 0), then the centre."""
     corners = [[(1 if i >> axis & 1 else -1) * half_size for axis in range(3)] for i in range(8)]
     return torch.tensor(corners + [[0.0, 0.0, 0.0]], dtype=torch.float64)
-
-
-def pixel_centre(size):
-    """The image centre in pixels along an axis of `size` pixels (OpenCV convention: pixel centres at integers,
-    so the centre of a 64 px axis is 31.5). A number or a tensor."""
-    return (size - 1.0) / 2.0
 
 
 def to_pixels(normalized: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
