@@ -32,7 +32,7 @@ def fake_demo(out: Path, student_mean: float) -> None:
         write(out / name / "dataset.json", {"samples_written": n, "bytes_written": n * 13_000})
     write(out / "vision-gimbal" / "eval-test.json",
           {"metrics": {"orientation_deg/median": 17.25, "position_mm/median": 1.04}})
-    write(out / "vision-gimbal" / "metrics.json", {"steps": 1200, "images_per_s": 812.0})
+    write(out / "vision-gimbal" / "metrics.json", {"steps": 3000, "images_per_s": 812.0})
     write(out / "policy-teacher" / "eval.json", {"mean_successes": 50.0, "median_successes": 50.0})
     write(out / "policy-student" / "eval.json", {"mean_successes": student_mean, "median_successes": student_mean})
     write(out / "policy-teacher" / "metrics.json", {"frames": 250_880})
@@ -72,11 +72,11 @@ def test_the_demo_shows_every_stage_working(tmp_path):
     env = dict(os.environ, BIN=str(Path(sys.executable).parent))
     subprocess.run(["bash", "scripts/demo.sh", str(out)], cwd=ROOT, env=env, check=True)
     summary = json.loads((out / "summary.json").read_text())
-    # Five runs of the pose stage at demo sizes gave 18.2-20.5 deg (BENCHMARKS.md, "make demo: its budgets"):
-    # at the 20 deg target, which the closing table judges; chance is about 90. 22 allows for that spread.
-    assert summary["pose_median_deg"] <= 22.0
+    # Two runs of the pose stage at demo sizes (3,000 steps) gave 15.2 and 15.5 deg (BENCHMARKS.md, "make demo:
+    # its budgets"): under the 20 deg target; chance is about 90.
+    assert summary["pose_median_deg"] <= 20.0
     assert summary["teacher_mean_successes"] >= 25
-    # The demo's student reaches 4-11 greedy successes per episode at its budget (BENCHMARKS.md, "make demo: its
+    # The demo's student reaches 15-19 greedy successes per episode at its budget (BENCHMARKS.md, "make demo: its
     # budgets"): short of the target of half the teacher's (which the closing table reports as met or not),
     # and far above an untrained student's 0-0.2. One success per episode is what learning must at least show.
     assert summary["student_mean_successes"] >= 1.0
