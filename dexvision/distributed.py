@@ -9,11 +9,15 @@ train-vision, train-policy, evaluate-policy). Under torchrun each rank calls
 from __future__ import annotations
 
 import os
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING
 
 from dexvision.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it is used: commands that only count cores (render-shards, verify-shards, and the
+# worker processes they spawn) start without loading it.
 
 
 def available_cores() -> int:
@@ -58,6 +62,9 @@ def stop_workers(conns: list, procs: list, goodbye, timeout: float = 5.0) -> Non
 
 def setup_distributed() -> tuple[int, int, torch.device]:
     """(rank, world size, device); initializes the process group under torchrun (gloo on CPU, NCCL on GPU)."""
+    import torch  # noqa: PLC0415
+    import torch.distributed as dist  # noqa: PLC0415
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -78,6 +85,8 @@ def is_main_process() -> bool:
 
 def barrier(world: int) -> None:
     if world > 1:
+        import torch.distributed as dist  # noqa: PLC0415
+
         dist.barrier()
 
 
@@ -85,6 +94,9 @@ def any_rank(flag: bool, world: int, device: torch.device) -> bool:
     """True on every rank when `flag` is true on at least one (a MAX all-reduce; the flag itself when alone)."""
     if world == 1:
         return flag
+    import torch  # noqa: PLC0415
+    import torch.distributed as dist  # noqa: PLC0415
+
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
@@ -94,6 +106,8 @@ def gather_lists(items: list, world: int) -> list:
     """Every rank's `items`, concatenated in rank order, on every rank (the list itself when alone)."""
     if world == 1:
         return list(items)
+    import torch.distributed as dist  # noqa: PLC0415
+
     parts: list = [None] * world
     dist.all_gather_object(parts, list(items))
     return [x for part in parts for x in part]
@@ -106,8 +120,11 @@ def all_mean(value: float, world: int) -> float:
 
 
 def teardown(world: int) -> None:
-    if world > 1 and dist.is_initialized():
-        dist.destroy_process_group()
+    if world > 1:
+        import torch.distributed as dist  # noqa: PLC0415
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 RAY_CONNECT_TIMEOUT_S = 5.0  # an address that does not answer in this long is not a running Ray head

@@ -21,8 +21,6 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from dexvision.errors import UserError
 
 
@@ -144,6 +142,8 @@ def save_checkpoint(path: str | Path, kind: str, state: dict) -> None:
     the previous checkpoint, if any, stays as it was."""
     path = Path(path)
     try:
+        import torch  # noqa: PLC0415 - (here, not at the top: the shard writers and readers need no torch)
+
         atomic_write(path, lambda tmp: torch.save({**state, "kind": kind}, tmp))
     except (OSError, RuntimeError) as e:
         reason = _write_failure(e)
@@ -164,6 +164,8 @@ def load_checkpoint(path: str | Path, kind: str) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
+    import torch  # noqa: PLC0415
+
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - pickle, zip and torch errors all mean "not a checkpoint"

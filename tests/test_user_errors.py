@@ -385,7 +385,6 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_previou
                                                                                   monkeypatch, capsys):
     import torch
 
-    from dexvision import files
     from dexvision.vision import train as train_cli
     from dexvision.vision.checkpoint import load_checkpoint
 
@@ -399,7 +398,7 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_previou
             raise failure
         real_save(obj, path)
 
-    monkeypatch.setattr(files.torch, "save", save)
+    monkeypatch.setattr(torch, "save", save)  # (files imports torch where it saves)
     run = tmp_path / "run"
     code = train_cli.main(["--data", world["data"], "--out", str(run), "--steps", "4", "--batch-size", "4",
                            "--num-workers", "0", "--set", "checkpoint_every=2", "--set", "val_every=100",
