@@ -54,12 +54,13 @@ def summarize(out: Path) -> dict:
          f"orientation {pose['orientation_deg/median']:.1f} deg median, position {pose['position_mm/median']:.1f} mm"),
         ("teacher", "policy-teacher/", f"PPO from state, {teacher_run['frames']:,} frames"),
         ("teacher: evaluation", "policy-teacher/eval.json",
-         f"{teacher['mean_successes']:.1f} successes per episode (median {teacher['median_successes']:g}), 10 greedy episodes"),
+         f"{teacher['mean_successes']:.1f} successes per episode (median {teacher['median_successes']:g}), "
+         f"{teacher['episodes']} greedy episodes"),
         ("student", "policy-student/ (+ policy-curves.png)",
          f"BC from 3 x 32 px cameras, {student_run['frames']:,} frames, the pose model's encoder (frozen)"),
         ("student: evaluation", "policy-student/eval.json",
          f"{student['mean_successes']:.1f} successes per episode (median {student['median_successes']:g}), "
-         f"{fraction:.0%} of the teacher's"),
+         f"{student['episodes']} greedy episodes, {fraction:.0%} of the teacher's"),
     ]
     return {
         "rows": [{"stage": s, "wrote": w, "figure": f, "seconds": times.get(s)} for s, w, f in rows],

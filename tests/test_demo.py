@@ -33,8 +33,9 @@ def fake_demo(out: Path, student_mean: float) -> None:
     write(out / "vision-gimbal" / "eval-test.json",
           {"metrics": {"orientation_deg/median": 17.25, "position_mm/median": 1.04}})
     write(out / "vision-gimbal" / "metrics.json", {"steps": 3000, "images_per_s": 812.0})
-    write(out / "policy-teacher" / "eval.json", {"mean_successes": 50.0, "median_successes": 50.0})
-    write(out / "policy-student" / "eval.json", {"mean_successes": student_mean, "median_successes": student_mean})
+    write(out / "policy-teacher" / "eval.json", {"episodes": 10, "mean_successes": 50.0, "median_successes": 50.0})
+    write(out / "policy-student" / "eval.json",
+          {"episodes": 30, "mean_successes": student_mean, "median_successes": student_mean})
     write(out / "policy-teacher" / "metrics.json", {"frames": 250_880})
     write(out / "policy-student" / "metrics.json", {"frames": 16_000})
     (out / "stages.tsv").write_text("".join(f"{s}\t{i + 1}\n" for i, s in enumerate(STAGES)))
@@ -46,7 +47,9 @@ def test_the_closing_table_reports_each_stage_and_judges_the_targets(tmp_path, c
     printed = capsys.readouterr().out
     for stage in STAGES:
         assert f"| {stage} |" in printed
-    assert "orientation 17.2 deg median" in printed and "30.0 successes per episode" in printed and "60% of" in printed
+    assert "orientation 17.2 deg median" in printed and "60% of" in printed
+    assert "50.0 successes per episode (median 50), 10 greedy episodes" in printed
+    assert "30.0 successes per episode (median 30), 30 greedy episodes" in printed
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["pose_target_met"] and summary["student_target_met"]
     assert summary["total_seconds"] == sum(range(1, len(STAGES) + 1))
