@@ -25,7 +25,7 @@ test: setup
 demo: setup
 	BIN=$(BIN) bash scripts/demo.sh out/demo
 
-# The demo at its own sizes, checked against its targets (tests/test_demo.py; ~6 minutes, not part of `make test`).
+# The demo at its own sizes, checked against its targets (tests/test_demo.py; ~8 minutes, not part of `make test`).
 test-demo: setup
 	$(BIN)/python -m pytest -q -m demo tests/test_demo.py
 

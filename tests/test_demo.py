@@ -1,6 +1,6 @@
 """The demo (scripts/demo.sh) and its closing table (scripts/demo_summary.py).
 
-The demo itself, at its own sizes, runs under `make test-demo` (marker `demo`, about 7 minutes on 2 cores): it
+The demo itself, at its own sizes, runs under `make test-demo` (marker `demo`, about 8 minutes on 2 cores): it
 must show the pipeline working, a pose model under 20 deg on its test set, a teacher that solves gimbal-block,
 and a pixel student that has clearly learned from it. The table's reader is tested here on files laid out as
 the stages write them.
