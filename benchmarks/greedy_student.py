@@ -1,12 +1,13 @@
-"""How a pixel student's goals fail, greedy against sampled actions, on the same episodes.
+"""How a pixel student's goals fail, greedy against sampled actions, from the same starts.
 
 The evaluation protocol plays a policy's most likely action (greedy). A gimbal-block student that clones a
 bang-bang teacher (every actuator at its top speed, one way or the other) through a pose model with ~15 deg
 error does far better with sampled actions than greedy ones: this benchmark says where its greedy goals go
-wrong. For each mode it plays the same episodes and, for every goal that ran out of time, looks at the goal's
+wrong. For each mode it plays the same starts (each environment's first episode is the same in both; what
+follows depends on the actions) and, for every goal that ran out of time, looks at the goal's
 last `--window` steps: the block's true distance to the goal (closest and farthest), the share of actions
 at an extreme bin, and the share of steps on which an actuator reversed its direction. A student circling
-its goal just outside the success threshold shows a closest distance near the threshold, extreme actions
+its goal outside the success threshold shows a closest distance beyond the threshold, extreme actions
 and frequent reversals.
 
     python benchmarks/greedy_student.py --checkpoint out/demo/policy-student/checkpoint.pt --episodes 30 \\
@@ -91,15 +92,18 @@ def play(model, env, episodes: int, greedy: bool, seed: int, window: int) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="a gimbal-block or hand-block policy checkpoint")
+    p.add_argument("--checkpoint", required=True, help="a gimbal-block policy checkpoint (discrete actions)")
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--window", type=int, default=20, help="last steps of a failed goal to summarize")
     p.add_argument("--out", help="also write the results to this JSON file")
     args = p.parse_args(argv)
     ckpt = load_policy_checkpoint(args.checkpoint)
-    if ckpt["env_config"].get("action_type", "discrete") != "discrete":
-        print("error: this benchmark reads action bins: it needs a policy with discrete actions", file=sys.stderr)
+    # an extreme bin is a top speed and a reversal a change of direction for the gimbal's velocity motors only
+    # (the hand's bins are joint targets), and a dropped block would end goals this summary does not count
+    if ckpt["task"] != "gimbal-block" or ckpt["env_config"].get("action_type", "discrete") != "discrete":
+        print("error: this benchmark reads the gimbal's action bins: it needs a gimbal-block policy with discrete "
+              "actions", file=sys.stderr)
         return 2
     model = build_policy(ckpt)
     results = []
