@@ -27,6 +27,7 @@ import torch
 
 from dexvision.envs.episodes import MAX_PARALLEL, obs_tensors
 from dexvision.envs.workers import make_env
+from dexvision.errors import UserError, cli
 from dexvision.policy.checkpoint import build_policy, env_config_of, load_policy_checkpoint
 from dexvision.sim.rotations import quat_angle
 
@@ -90,6 +91,7 @@ def play(model, env, episodes: int, greedy: bool, seed: int, window: int) -> dic
             "successes": successes, **failed_goal_stats(failed, env.cfg.action_bins, window)}
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="a gimbal-block policy checkpoint (discrete actions)")
@@ -98,13 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=20, help="last steps of a failed goal to summarize")
     p.add_argument("--out", help="also write the results to this JSON file")
     args = p.parse_args(argv)
+    if args.episodes < 1 or args.window < 1:
+        raise UserError(f"--episodes and --window must be >= 1, got {args.episodes} and {args.window}")
     ckpt = load_policy_checkpoint(args.checkpoint)
     # an extreme bin is a top speed and a reversal a change of direction for the gimbal's velocity motors only
     # (the hand's bins are joint targets), and a dropped block would end goals this summary does not count
     if ckpt["task"] != "gimbal-block" or ckpt["env_config"].get("action_type", "discrete") != "discrete":
-        print("error: this benchmark reads the gimbal's action bins: it needs a gimbal-block policy with discrete "
-              "actions", file=sys.stderr)
-        return 2
+        raise UserError("this benchmark reads the gimbal's action bins: it needs a gimbal-block policy with discrete "
+                        "actions")
     model = build_policy(ckpt)
     results = []
     for greedy in (True, False):
