@@ -141,9 +141,9 @@ def save_checkpoint(path: str | Path, kind: str, state: dict) -> None:
     """torch.save `state` as a checkpoint of `kind`, atomically. A failed write (a full disk) is one line;
     the previous checkpoint, if any, stays as it was."""
     path = Path(path)
-    try:
-        import torch  # noqa: PLC0415 - (here, not at the top: the shard writers and readers need no torch)
+    import torch  # noqa: PLC0415 - (here, not at the top: the shard writers and readers need no torch)
 
+    try:
         atomic_write(path, lambda tmp: torch.save({**state, "kind": kind}, tmp))
     except (OSError, RuntimeError) as e:
         reason = _write_failure(e)

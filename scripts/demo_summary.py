@@ -30,6 +30,12 @@ def _dataset(path: Path) -> str:
     return f"{d['samples_written']:,} samples, {d['bytes_written'] / 1e6:.1f} MB"
 
 
+def _evaluation(summary: dict) -> str:
+    """An evaluate-policy summary in words: its mean and median successes and how many episodes it played."""
+    return (f"{summary['mean_successes']:.1f} successes per episode (median {summary['median_successes']:g}), "
+            f"{summary['episodes']} greedy episodes")
+
+
 def summarize(out: Path) -> dict:
     """The demo's figures from the files its stages wrote in `out`."""
     times = {}
@@ -54,13 +60,11 @@ def summarize(out: Path) -> dict:
          f"orientation {pose['orientation_deg/median']:.1f} deg median, position {pose['position_mm/median']:.1f} mm"),
         ("teacher", "policy-teacher/", f"PPO from state, {teacher_run['frames']:,} frames"),
         ("teacher: evaluation", "policy-teacher/eval.json",
-         f"{teacher['mean_successes']:.1f} successes per episode (median {teacher['median_successes']:g}), "
-         f"{teacher['episodes']} greedy episodes"),
+         _evaluation(teacher)),
         ("student", "policy-student/ (+ policy-curves.png)",
          f"BC from 3 x 32 px cameras, {student_run['frames']:,} frames, the pose model's encoder (frozen)"),
         ("student: evaluation", "policy-student/eval.json",
-         f"{student['mean_successes']:.1f} successes per episode (median {student['median_successes']:g}), "
-         f"{student['episodes']} greedy episodes, {fraction:.0%} of the teacher's"),
+         f"{_evaluation(student)}, {fraction:.0%} of the teacher's"),
     ]
     return {
         "rows": [{"stage": s, "wrote": w, "figure": f, "seconds": times.get(s)} for s, w, f in rows],
