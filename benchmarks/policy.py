@@ -15,7 +15,7 @@ The teacher and student parts run the real `train-policy` command with the shipp
 configs (configs/policy/) and report the frames and wall time at which the median
 successes per episode first reached the goal (teacher: 25; student: 80% of the
 teacher's final greedy median), then the final greedy evaluation. The hand teacher
-part trains configs/policy/hand-teacher.yaml (greedy evaluation every 10 minutes on the
+part trains configs/policy/hand-teacher-ppo.yaml (greedy evaluation every 10 minutes on the
 full task), reports frames and minutes to medians of 1, 3 and 10, and evaluates the
 final checkpoint on 20 episodes under both physics profiles (transfer: reference /
 fast).
@@ -150,7 +150,7 @@ def hand_student(out: Path, teacher: str | None, vision: str | None, iterations:
     if teacher is None:
         teacher = str(out / "small-teacher" / "checkpoint.pt")
         if not Path(teacher).exists():
-            train(["--config", "configs/policy/hand-teacher.yaml", "--steps", "20k",
+            train(["--config", "configs/policy/hand-teacher-ppo.yaml", "--steps", "20k",
                    "--out", str(out / "small-teacher"), "--set", "eval_episodes=1"], out / "small-teacher.log")
     if vision is None:
         vision = str(out / "small-vision" / "checkpoint.pt")
@@ -221,7 +221,7 @@ def bounded_evaluation(checkpoint: Path, physics: str, max_angle: float, episode
 def hand_teacher(out: Path, minutes: float) -> dict:
     run = out / "hand-teacher"
     if not (run / "metrics.json").exists():
-        train(["--config", "configs/policy/hand-teacher.yaml", "--steps", "1G", "--out", str(run),
+        train(["--config", "configs/policy/hand-teacher-ppo.yaml", "--steps", "1G", "--out", str(run),
                "--set", f"time_limit_min={minutes}"], out / "hand-teacher.log")
     result = json.loads((run / "metrics.json").read_text())
     evals = {p: evaluate(run / "checkpoint.pt", p, out / f"hand-teacher-eval-{p}.log") for p in ("fast", "reference")}

@@ -413,7 +413,7 @@ def test_torchrun_two_processes(tmp_path):
 
 
 def test_hand_teacher_iteration_records_the_physics_profile(tmp_path):
-    cfg = load_config(TrainPolicyConfig, "configs/policy/hand-teacher.yaml",
+    cfg = load_config(TrainPolicyConfig, "configs/policy/hand-teacher-ppo.yaml",
                       ["num_envs=4", "minibatches=2", "rollout=8", "embed_dim=32", "mlp_hidden=[32]", "env_workers=2",
                        f"out={json.dumps(str(tmp_path / 'hand'))}", "eval_episodes=2", "env.goal_timeout=5"])
     trainer = PolicyTrainer(cfg)

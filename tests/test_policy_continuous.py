@@ -253,7 +253,7 @@ def test_hand_pixel_student_clones_a_hand_teacher_with_env_workers(tmp_path):
     rendered by two env worker processes, cloning a (tiny) hand teacher of the shipped teacher config."""
     tiny = ["num_envs=4", "minibatches=2", "rollout=8", "chunk=8", "embed_dim=32", "eval_episodes=2",
             "env.goal_timeout=5", "env.max_successes=2"]
-    teacher_cfg = load_config(TrainPolicyConfig, "configs/policy/hand-teacher.yaml",
+    teacher_cfg = load_config(TrainPolicyConfig, "configs/policy/hand-teacher-ppo.yaml",
                               tiny + ["mlp_hidden=[32]", "env_workers=1", f"out={json.dumps(str(tmp_path / 't'))}"])
     teacher = PolicyTrainer(teacher_cfg)
     try:

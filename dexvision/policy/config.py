@@ -12,7 +12,24 @@ from dexvision.policy.ppo import LossConfig
 from dexvision.policy.sac import SacConfig
 from dexvision.sim.scenes import check_task
 
-ALGOS = ("ppo", "bc", "bc+ppo", "sac")
+ALGOS = ("ppo", "bc", "bc+ppo", "sac", "dagger")
+
+
+@dataclasses.dataclass
+class DaggerConfig:
+    """Distillation of the planner (algo dagger, dexvision.policy.dagger)."""
+
+    mix: float = 1.0  # the probability, at the start, that the planner's own action is played
+    mix_frames: int = 20_000  # frames over which that probability falls linearly to 0
+    action_noise: float = 0.0  # std of the Gaussian noise on the network's actions while collecting
+    updates: int = 64  # optimizer steps on the aggregate after each rollout
+    batch_size: int = 256
+
+    def __post_init__(self):
+        if not 0 <= self.mix <= 1:
+            raise ValueError(f"mix must be in [0, 1], got {self.mix}")
+        if self.mix_frames < 0 or self.action_noise < 0 or self.updates < 1 or self.batch_size < 1:
+            raise ValueError("need mix_frames >= 0, action_noise >= 0, updates >= 1 and batch_size >= 1")
 
 
 @dataclasses.dataclass
@@ -77,6 +94,8 @@ class TrainPolicyConfig:
     env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
     curriculum: CurriculumConfig = dataclasses.field(default_factory=CurriculumConfig)
     sac: SacConfig = dataclasses.field(default_factory=SacConfig)  # algo sac (dexvision.policy.offpolicy)
+    planner: str = ""  # algo dagger: the planner config (configs/planner/hand.yaml) whose actions label the states
+    dagger: DaggerConfig = dataclasses.field(default_factory=DaggerConfig)  # algo dagger
 
     def __post_init__(self):
         check_choice("obs", self.obs, OBS_MODES)
@@ -92,9 +111,9 @@ class TrainPolicyConfig:
         if self.epochs == 0 and not self.init_vision:
             raise ValueError("epochs 0 keeps the vision sub-model frozen: it needs --init-vision (a random encoder "
                              "that never trains cannot learn to see); use epochs >= 1 without one")
-        if self.rollout % self.chunk and self.algo != "sac":  # (sac: rollout is the steps per logged iteration)
+        if self.rollout % self.chunk and self.algo not in ("sac", "dagger"):  # (sac: rollout is the steps per logged iteration)
             raise ValueError(f"rollout ({self.rollout}) must be a multiple of chunk ({self.chunk})")
-        if self.num_envs % self.minibatches and self.algo != "sac":
+        if self.num_envs % self.minibatches and self.algo not in ("sac", "dagger"):
             raise ValueError(f"num_envs ({self.num_envs}) must be divisible by minibatches ({self.minibatches})")
         if self.algo in ("bc", "bc+ppo") and not self.teacher:
             raise ValueError(f"--algo {self.algo} needs --teacher (a state policy checkpoint)")
@@ -109,6 +128,14 @@ class TrainPolicyConfig:
         if self.algo != "sac" and self.sac != SacConfig():
             changed = [f.name for f in dataclasses.fields(SacConfig) if getattr(self.sac, f.name) != getattr(SacConfig(), f.name)]
             raise ValueError(f"sac.{changed[0]} is used by --algo sac only, not {self.algo}")
+        if self.algo == "dagger" and not self.planner:
+            raise ValueError("--algo dagger needs --planner (a planner config, e.g. configs/planner/hand.yaml)")
+        if self.planner and self.algo != "dagger":
+            raise ValueError(f"--planner labels states for --algo dagger only, not {self.algo}")
+        if self.algo != "dagger" and self.dagger != DaggerConfig():
+            changed = [f.name for f in dataclasses.fields(DaggerConfig)
+                       if getattr(self.dagger, f.name) != getattr(DaggerConfig(), f.name)]
+            raise ValueError(f"dagger.{changed[0]} is used by --algo dagger only, not {self.algo}")
         if self.eval_episodes < 1:
             raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
         if self.algo == "bc+ppo" and self.bc_steps >= self.steps:

@@ -4,6 +4,7 @@
     evaluate-policy --checkpoint runs/gimbal-student/checkpoint.pt --episodes 10 --out eval.json
     evaluate-policy --checkpoint runs/hand-teacher/checkpoint.pt --physics reference   # fidelity check
     evaluate-policy --checkpoint runs/hand-teacher/checkpoint.pt --goal-max-angle 0.8  # curriculum goals
+    evaluate-policy --planner configs/planner/hand.yaml --episodes 30 --out planner.json   # the planner teacher
 
 Each of up to 32 parallel environments plays its share of the episodes to the end
 (so short, failed episodes do not crowd out long, successful ones); actions are the
@@ -72,7 +73,12 @@ def evaluate_checkpoint(path: str | Path, episodes: int, *, greedy: bool = True,
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="evaluate-policy", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train-policy")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="checkpoint.pt written by train-policy")
+    which.add_argument("--planner", help="a planner config (configs/planner/hand.yaml): play the sampling-based "
+                                         "planner on the simulator's state instead of a checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a planner config key (with --planner), e.g. --set samples=120")
     p.add_argument("--episodes", type=int, default=20, help="episodes to play (default 20)")
     p.add_argument("--sample", action="store_true", help="sample actions instead of taking the most likely")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes")
@@ -95,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     check_flags(args, "episodes", "render_workers", "env_workers")
     if args.out:
         check_writable(args.out, "--out")
+    if args.planner is not None:
+        return _evaluate_planner(args)
+    if args.set:
+        raise UserError("--set overrides a planner config: it needs --planner (a checkpoint's config is its own)")
     summary = evaluate_checkpoint(args.checkpoint, args.episodes, greedy=not args.sample, seed=args.seed,
                                   render_workers=args.render_workers, env_workers=args.env_workers,
                                   physics=args.physics, goal_max_angle=args.goal_max_angle)
@@ -105,6 +115,31 @@ def main(argv: list[str] | None = None) -> int:
           f"mean {mean:.1f}, median {median:g} (min {summary['min_successes']}, max {summary['max_successes']}); "
           f"drop rate {summary['drop_rate']:.0%}")
     if args.out:  # after the line above: a file that cannot be written loses nothing
+        write_text_output(args.out, json.dumps(summary, indent=1) + "\n", "evaluation summary")
+    return 0
+
+
+def _evaluate_planner(args) -> int:
+    from dexvision.planning.config import load_planner_config  # noqa: PLC0415 - only for --planner
+    from dexvision.planning.evaluate import evaluate_planner  # noqa: PLC0415
+
+    for flag, given in (("--sample", args.sample), ("--goal-max-angle", args.goal_max_angle is not None),
+                        ("--render-workers", args.render_workers != -1), ("--env-workers", args.env_workers != -1)):
+        if given:
+            raise UserError(f"{flag} is read with --checkpoint only: the planner plays the full task on the state, "
+                            "in this process")
+    if args.physics is not None:
+        check_physics(args.physics)
+    cfg = load_planner_config(args.planner, args.set)
+    summary = evaluate_planner(cfg, args.episodes, seed=args.seed, physics=args.physics)
+    summary["planner_config_file"] = str(args.planner)
+    low, high = summary["per_goal_p_ci95"]
+    print(f"{summary['task']} planner ({summary['physics']} physics, {summary['planner_model']} model), "
+          f"{summary['episodes']} episodes: successes per episode mean {summary['mean_successes']:.1f}, median "
+          f"{summary['median_successes']:g} (min {summary['min_successes']}, max {summary['max_successes']}); "
+          f"per-goal p {summary['per_goal_p']:.2f} [{low:.2f}, {high:.2f}] over {summary['goals']} goals, "
+          f"{summary['drops_per_goal']:.2f} drops per goal; {summary['decisions_per_s']:.1f} decisions/s")
+    if args.out:
         write_text_output(args.out, json.dumps(summary, indent=1) + "\n", "evaluation summary")
     return 0
 

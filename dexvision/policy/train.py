@@ -7,6 +7,7 @@
     train-policy --obs pixels --algo ppo    # PPO from pixels, no teacher
     torchrun --nproc_per_node 4 -m dexvision.policy.train ...   # each rank steps its own environments
     train-policy --out runs/teacher --resume                      # continue a killed run
+    train-policy --algo dagger --planner configs/planner/hand.yaml ...   # distil the planner (dagger.py)
 
 Every iteration collects `rollout` steps from `num_envs` environments per process,
 then optimizes. In behavioural cloning (DAgger-style) the student acts and the
@@ -367,6 +368,10 @@ class PolicyTrainer:
 
 
 def train(cfg: TrainPolicyConfig, resume: bool = False) -> dict:
+    if cfg.algo == "dagger":
+        from dexvision.policy.dagger import DaggerTrainer  # noqa: PLC0415
+
+        return DaggerTrainer(cfg, resume).run()
     if cfg.algo == "sac":
         from dexvision.policy.offpolicy import SacTrainer  # noqa: PLC0415
 
@@ -380,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML TrainPolicyConfig")
     p.add_argument("--task", help="gimbal-block (default) or hand-block")
     p.add_argument("--obs", help="state (default) or pixels")
-    p.add_argument("--algo", help="ppo (default), bc, bc+ppo or sac (off-policy, hindsight goal relabelling)")
+    p.add_argument("--algo", help="ppo (default), bc, bc+ppo, sac (off-policy, hindsight goal relabelling) or dagger "
+                                  "(distil the planner: needs --planner)")
+    p.add_argument("--planner", help="dagger: the planner config whose actions label the visited states")
     p.add_argument("--steps", help="environment frames to collect, e.g. 2M or 200k (default 1M)")
     p.add_argument("--bc-steps", help="bc+ppo: frames of cloning first (default half of --steps)")
     p.add_argument("--teacher", help="state policy checkpoint to clone (bc, bc+ppo)")
@@ -399,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> tuple[TrainPolicyConfig, list[str]]:
     """The run's config from parsed flags (no files written, nothing started), and its overrides."""
-    overrides = flag_overrides(args, ("task", "obs", "algo", "teacher", "init_vision", "image_size", "num_envs",
+    overrides = flag_overrides(args, ("task", "obs", "algo", "planner", "teacher", "init_vision", "image_size", "num_envs",
                                       "env_workers", "seed", "out"), ("shared_embeddings", "wandb"))
     if args.physics is not None:
         check_flag_agrees(args.set, "env.physics", "--physics", args.physics)

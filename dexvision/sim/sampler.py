@@ -34,6 +34,22 @@ CUPPED_POSE = {
 _DISTAL_RATIO = 0.00805 / 0.00705
 
 
+def cupped_qpos(scene: Scene) -> np.ndarray:
+    """The hand's nominal palm-up, cupped pose (CUPPED_POSE, distal joints following their J1) as a full qpos
+    (the model's qpos0 elsewhere): what the samplers draw around, and the planner's posture cost holds to."""
+    m = scene.model
+    qpos = m.qpos0.copy()
+    for name in scene.hand_joints:
+        short = name.split(":")[-1]
+        low, high = m.jnt_range[m.joint(name).id]
+        if short.endswith("J0") and not short.startswith(("TH", "WR")):
+            value = CUPPED_POSE.get(f"{short[:2]}J1", 0.0) * _DISTAL_RATIO
+        else:
+            value = CUPPED_POSE.get(short, 0.0)
+        qpos[m.joint(name).qposadr[0]] = np.clip(value, low, high)
+    return qpos
+
+
 @dataclasses.dataclass
 class SamplerConfig:
     """How states are drawn. Distances in metres, times in seconds, angles in radians."""

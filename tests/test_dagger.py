@@ -1,0 +1,72 @@
+"""Distilling the planner by DAgger (train-policy --algo dagger): the aggregate grows, survives --resume, and
+the distilled checkpoint is an ordinary state teacher."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import one_error_line
+from dexvision.policy import evaluate, train
+
+# a gimbal-block distillation that takes seconds: 2 environments, 8 steps a rollout, a planner of 8 samples
+TINY_DAGGER = ["--task", "gimbal-block", "--algo", "dagger", "--planner", "configs/planner/hand.yaml",
+               "--set", "core=mlp", "--set", "env.action_type=continuous", "--set", "num_envs=2", "--set", "rollout=8",
+               "--set", "dagger.updates=4", "--set", "dagger.batch_size=16", "--set", "dagger.mix_frames=16",
+               "--set", "eval_episodes=1", "--set", "env.max_successes=2", "--set", "env.goal_timeout=10",
+               "--set", "checkpoint_every=1", "--set", "mlp_hidden=[32]", "--set", "embed_dim=32"]
+
+
+@pytest.fixture(scope="module")
+def dagger_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("dagger") / "run"
+    assert train.main([*TINY_DAGGER, "--steps", "32", "--out", str(run)]) == 0
+    return run
+
+
+def test_the_aggregate_survives_resume(dagger_run):
+    first = np.load(dagger_run / "aggregate.npz")
+    labels = first["labels"].copy()
+    assert labels.shape == (32, 3) and np.abs(labels).max() <= 1.0
+    assert train.main(["--out", str(dagger_run), "--resume", "--steps", "48"]) == 0
+    after = np.load(dagger_run / "aggregate.npz")
+    assert after["labels"].shape == (48, 3)
+    np.testing.assert_array_equal(after["labels"][:32], labels)  # the labels before the interruption are kept
+
+
+def test_a_distilled_checkpoint_is_a_teacher(dagger_run, tmp_path):
+    ckpt = str(dagger_run / "checkpoint.pt")
+    assert evaluate.main(["--checkpoint", ckpt, "--episodes", "1"]) == 0
+    student = ["--task", "gimbal-block", "--algo", "bc", "--teacher", ckpt, "--steps", "40", "--out",
+               str(tmp_path / "student"), "--set", "env.action_type=continuous", "--set", "num_envs=4",
+               "--set", "minibatches=2", "--set", "rollout=10", "--set", "lstm_hidden=32", "--set", "embed_dim=32",
+               "--set", "eval_episodes=1", "--set", "env.max_successes=2", "--set", "env.goal_timeout=5"]
+    assert train.main(student) == 0
+
+
+def test_resume_without_its_aggregate_is_refused(dagger_run, tmp_path, capsys):
+    import shutil  # noqa: PLC0415
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dagger_run, copy)
+    (copy / "aggregate.npz").unlink()
+    assert train.main(["--out", str(copy), "--resume", "--steps", "64"]) == 2
+    one_error_line(capsys.readouterr().err, "aggregate.npz is missing")
+
+
+@pytest.mark.parametrize("sets, expected", [
+    (["--algo", "dagger"], "--algo dagger needs --planner"),
+    (["--algo", "ppo", "--planner", "configs/planner/hand.yaml"], "--planner labels states for --algo dagger only"),
+    (["--algo", "dagger", "--planner", "configs/planner/hand.yaml"], "needs core: mlp"),
+    (["--algo", "dagger", "--planner", "configs/planner/hand.yaml", "--set", "core=mlp"],
+     "absolute continuous commands"),
+    (["--algo", "dagger", "--planner", "configs/planner/hand.yaml", "--obs", "pixels", "--set", "core=mlp"],
+     "needs --obs state"),
+    (["--algo", "dagger", "--planner", "no/such.yaml", "--set", "core=mlp", "--set", "env.action_type=continuous"],
+     "config file not found: no/such.yaml"),
+    (["--algo", "ppo", "--set", "dagger.updates=3"], "dagger.updates is used by --algo dagger only"),
+])
+def test_bad_dagger_runs_end_in_one_line(sets, expected, tmp_path, capsys):
+    assert train.main(["--task", "gimbal-block", *sets, "--out", str(tmp_path / "run")]) == 2
+    one_error_line(capsys.readouterr().err, expected)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
