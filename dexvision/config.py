@@ -65,6 +65,9 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "follow_wait_min": (0, None),
     "max_samples": (0, None),  # 0: all
     "episodes": (1, None),
+    # every command's seed, one rule: what numpy's SeedSequence and torch.manual_seed both take, with room for
+    # the offsets a trainer adds per rank and worker
+    "seed": (0, 2**32 - 1),
     "tolerance": (0, None),  # a baseline's relative tolerance
     "cpus_per_run": (0.01, None),
     "gpus_per_run": (0, None),
@@ -88,7 +91,8 @@ def check_flags(args: Any, *names: str) -> None:
         value = getattr(args, name)
         low, high = BOUNDS[name]
         if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
-            raise ConfigError(f"--{name.replace('_', '-')} must be {_valid(low, high)}, got {value:g}")
+            shown = value if isinstance(value, int) else f"{value:g}"
+            raise ConfigError(f"--{name.replace('_', '-')} must be {_valid(low, high)}, got {shown}")
 
 
 def _is_range(tp: Any) -> bool:

@@ -68,6 +68,7 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 ROWS = [
     # -- render-sheet
+    ("render-sheet", ["--seed", "-2", "--out", "{tmp}/s.png"], ["--seed must be within [0, 4294967295], got -2"]),
     ("render-sheet", ["--samples", "abc"], ["--samples: expected an integer, got 'abc'"]),
     ("render-sheet", ["--image-size", "4"], ["image_size must be within [8, 4096]"]),
     ("render-sheet", ["--out", "{file}/sheet.png"], ["--out", "afile is a file"]),
@@ -82,6 +83,8 @@ ROWS = [
     ("render-sheet", ["--task", "nope"], ["unknown task 'nope'"]),
     ("render-sheet", ["--bogus"], ["unknown argument(s) --bogus", "render-sheet --help"]),
     # -- render-shards
+    ("render-shards", [*DS, "--seed", "-1", "--out", "{tmp}/ds"], ["--seed must be within [0, 4294967295], got -1"]),
+    ("render-shards", [*DS, "--seed", "18446744073709551616", "--out", "{tmp}/ds"], ["--seed must be within [0, 4294967295], got 18446744073709551616"]),
     ("render-shards", [], ["missing --n, --out"]),
     ("render-shards", ["--n", "abc", "--out", "{tmp}/ds"], ["--n must be a positive count"]),
     ("render-shards", [*DS, "--out", "{file}"], ["--out", "is a file; name a directory"]),
@@ -104,6 +107,7 @@ ROWS = [
     ("verify-shards", [], ["missing dir"]),
     ("verify-shards", ["{data}", "extra"], ["unknown argument(s) extra"]),
     # -- train-vision
+    ("train-vision", ["--data", "{data}", "--set", "seed=-1", "--out", "{tmp}/r"], ["seed -1 goes past its valid bounds [0, 4294967295]"]),
     ("train-vision", ["--lr", "abc"], ["--lr: expected a number, got 'abc'"]),
     ("train-vision", ["--data", "{data}", "--image-size", "4", "--out", "{tmp}/r"], ["image_size 4", "[8, 1024]"]),
     ("train-vision", ["--data", "{data}", "--image-size", "100000", "--out", "{tmp}/r"], ["image_size 100000"]),
@@ -148,6 +152,9 @@ ROWS = [
     ("evaluate-vision", ["--checkpoint", "{binary}", "--data", "{data}"], ["is not a readable torch checkpoint"]),
     ("evaluate-vision", ["--checkpoint", "{vckpt}", "--data", "{data}", "--data", "{tmp}/typo"], ["no dataset at"]),
     # -- train-policy
+    ("train-policy", ["--seed", "-1", *TP], ["--seed must be within [0, 4294967295], got -1"]),
+    ("train-policy", ["--seed", "99999999999999999999", *TP], ["--seed must be within [0, 4294967295], got 99999999999999999999"]),
+    ("train-policy", ["--set", "seed=-5", *TP], ["seed -5 goes past its valid bounds [0, 4294967295]"]),
     ("train-policy", ["--num-envs", "x"], ["--num-envs: expected an integer, got 'x'"]),
     ("train-policy", ["--lr", "1e-3"], ["unknown argument(s) --lr 1e-3"]),
     ("train-policy", [*TP, "--image-size", "100000"], ["image_size 100000 goes past its valid bounds [8, 1024]"]),
@@ -176,6 +183,7 @@ ROWS = [
                       "--image-size", "1024", "--set", "rollout=400", "--set", "render_workers=0"],
      ["a rollout of 400 steps x 4096 environments x 3 cameras at 1024 px holds", "lower --num-envs"]),
     # -- evaluate-policy
+    ("evaluate-policy", ["--checkpoint", "{tmp}/x.pt", "--seed", "-1"], ["--seed must be within [0, 4294967295], got -1"]),
     ("evaluate-policy", ["--checkpoint", "{tmp}/none.pt"], ["checkpoint not found"]),
     ("evaluate-policy", ["--checkpoint", "{vckpt}"], ["is a dexvision-vision checkpoint, not a dexvision-policy"]),
     ("evaluate-policy", ["--checkpoint", "{tmp}/x.pt", "--episodes", "0"], ["--episodes must be >= 1, got 0"]),

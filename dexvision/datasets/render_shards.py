@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dexvision.config import from_dict, to_dict
+from dexvision.config import check_flags, from_dict, to_dict
 from dexvision.datasets.format import (
     IMAGE_FORMATS, JPEG_QUALITY, JPEG_SUBSAMPLING, LABELS, encode_sample, parse_count, shard_name,
 )
@@ -250,6 +250,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[DatasetSpec, range]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = build_parser().parse_args(argv)
+    check_flags(args, "seed")  # before any file or directory is made
     spec, wanted = config_from_args(args)
     out = Path(args.out)
     workers = resolve_workers(args.workers)

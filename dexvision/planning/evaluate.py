@@ -121,5 +121,5 @@ def evaluate_planner(cfg: PlannerConfig, episodes: int, *, seed: int = 12345, ph
                    physics=env_cfg.physics, planner_model=cfg.model, greedy=True, seed=seed,
                    goal_max_angle=math.pi, decisions_per_s=planner.decisions / max(planner.planning_time, 1e-9),
                    wall_time_s=time.perf_counter() - start, successes=[r["successes"] for r in results],
-                   planner_config=to_dict(cfg))
+                   planner_config=to_dict(cfg), goal_records=goals)
     return summary

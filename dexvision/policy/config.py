@@ -157,7 +157,7 @@ class TrainPolicyConfig:
         if self.lr <= 0 or not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError("need lr > 0, 0 < gamma <= 1 and 0 <= gae_lambda <= 1")
         check_task(self.task)  # a ValueError: one line naming the field
-        check_bounds(self, bounds("image_size", "render_workers", "env_workers", "time_limit_min", "eval_every_min",
+        check_bounds(self, bounds("seed", "image_size", "render_workers", "env_workers", "time_limit_min", "eval_every_min",
                                   "log_every_s"))
         # the environments' config the trainer derives (the task and image size put into env): its own checks
         # run here, before anything starts

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = build_parser().parse_args(argv)
-    check_flags(args, "episodes", "render_workers", "env_workers")
+    check_flags(args, "episodes", "seed", "render_workers", "env_workers")
     if args.out:
         check_writable(args.out, "--out")
     if args.planner is not None:

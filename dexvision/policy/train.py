@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from dexvision.config import check_flag_agrees, flag_overrides, load_config, to_dict
+from dexvision.config import check_flag_agrees, check_flags, flag_overrides, load_config, to_dict
 from dexvision.datasets.format import parse_count
 from dexvision.distributed import all_mean, gather_lists, is_main_process
 from dexvision.errors import ArgumentParser, UserError, cli
@@ -426,6 +426,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainPolicyConfig, list[
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = build_parser().parse_args(argv)
+    check_flags(args, "seed")  # before any file or directory is made
     cfg, overrides = config_from_args(args)
     if args.resume:
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)

@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from dexvision.config import bounds, check_bounds
 from dexvision.render.renderer import RenderConfig, Renderer
 from dexvision.render.randomization import sample_params
 from dexvision.sim.sampler import SamplerConfig, SimState, StateSampler
@@ -30,8 +31,7 @@ class DataConfig:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"unknown task '{self.task}' (valid: {', '.join(TASKS)})")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        check_bounds(self, bounds("seed"))
 
 
 @dataclasses.dataclass

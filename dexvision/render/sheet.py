@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from dexvision.config import check_flags
 from dexvision.errors import ArgumentParser, UserError, cli
 from dexvision.files import check_writable, write_output
 from dexvision.render.cameras import project
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = build_parser().parse_args(argv)
+    check_flags(args, "seed")  # before any file or directory is made
     if args.samples < 1:
         raise UserError(f"--samples must be >= 1, got {args.samples}")
     if args.first_index < 0:

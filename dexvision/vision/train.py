@@ -79,6 +79,7 @@ class TrainVisionConfig:
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # training images (vision/augment.py)
 
     def __post_init__(self):
+        check_bounds(self, bounds("seed"))
         for name in ("batch_size", "steps", "val_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -1,0 +1,112 @@
+"""The planner teacher on the full task, and a figure of where its goals fail.
+
+`run` plays the planner as `evaluate-policy --planner` does and writes the same JSON (with one record per
+goal); `figure` draws, for each JSON given, the per-goal success by the goal's starting angle (with each bin's
+95% interval) and the outcome of every goal (reached, timed out, dropped) against its starting angle and the
+control steps it took.
+
+    python benchmarks/planner.py run --config configs/planner/hand.yaml --episodes 30 --seed 2026 \\
+        --out out/planner/episode.json
+    python benchmarks/planner.py run --config configs/planner/hand.yaml --episodes 10 --seed 2026 \\
+        --set model=nominal --out out/planner/nominal.json
+    python benchmarks/planner.py figure out/planner/episode.json out/planner/nominal.json --png docs/planner-goals.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dexvision.errors import UserError, cli
+from dexvision.planning.config import load_planner_config
+from dexvision.planning.evaluate import ANGLE_BINS, evaluate_planner, wilson_interval
+
+OUTCOME_STYLE = {"success": ("tab:green", "o", "reached"), "timeout": ("tab:orange", "x", "timed out"),
+                 "drop": ("tab:red", "v", "dropped")}
+
+
+def run(args) -> None:
+    cfg = load_planner_config(args.config, args.set)
+    summary = evaluate_planner(cfg, args.episodes, seed=args.seed, physics=args.physics)
+    summary["planner_config_file"] = args.config
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(summary, indent=1) + "\n")
+    low, high = summary["per_goal_p_ci95"]
+    print(f"{args.out}: {summary['episodes']} episodes, successes mean {summary['mean_successes']:.1f} median "
+          f"{summary['median_successes']:g}; p {summary['per_goal_p']:.3f} [{low:.3f}, {high:.3f}] over "
+          f"{summary['goals']} goals; drops/goal {summary['drops_per_goal']:.3f}, timeouts/goal "
+          f"{summary['timeouts_per_goal']:.3f}; steps/success {summary['steps_per_success']:.1f}; "
+          f"{summary['decisions_per_s']:.1f} decisions/s")
+
+
+def figure(args) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    runs = []
+    for path in args.runs:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"{p} not found (write it with: python benchmarks/planner.py run ... --out {p})")
+        data = json.loads(p.read_text())
+        if "goal_records" not in data:
+            raise UserError(f"{p} holds no goal records: it is not a planner evaluation")
+        runs.append((p.stem, data))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    mids = [(lo + min(hi, 3.1416)) / 2 for lo, hi in zip(ANGLE_BINS[:-1], ANGLE_BINS[1:])]
+    for k, (name, data) in enumerate(runs):
+        ps, errs = [], [[], []]
+        for lo, hi in zip(ANGLE_BINS[:-1], ANGLE_BINS[1:]):
+            inside = [g for g in data["goal_records"] if lo <= g["start_angle"] < hi]
+            hits = sum(g["outcome"] == "success" for g in inside)
+            p = hits / len(inside) if inside else float("nan")
+            low, high = wilson_interval(hits, len(inside))
+            ps.append(p)
+            errs[0].append(p - low if inside else 0)
+            errs[1].append(high - p if inside else 0)
+        shift = (k - (len(runs) - 1) / 2) * 0.06
+        axes[0].errorbar([m + shift for m in mids], ps, yerr=errs, marker="o", capsize=3,
+                         label=f"{name}: p {data['per_goal_p']:.2f} over {data['goals']} goals")
+    axes[0].set(xlabel="goal's starting angle from the block (rad)", ylabel="goals reached (95% interval)",
+                ylim=(0, 1.05), title="per-goal success by starting angle")
+    axes[0].axhline(0.9, color="grey", ls=":", lw=1)
+    axes[0].legend(fontsize=8)
+    name, data = runs[0]
+    for outcome, (colour, marker, label) in OUTCOME_STYLE.items():
+        goals = [g for g in data["goal_records"] if g["outcome"] == outcome]
+        axes[1].scatter([g["start_angle"] for g in goals], [g["steps"] for g in goals], c=colour, marker=marker,
+                        s=14, label=f"{label} ({len(goals)})")
+    axes[1].set(xlabel="goal's starting angle from the block (rad)", ylabel="control steps spent on the goal",
+                title=f"every goal of {name}")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    Path(args.png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.png, dpi=110)
+    print(f"wrote {args.png}")
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="part", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--config", default="configs/planner/hand.yaml")
+    r.add_argument("--episodes", type=int, default=30)
+    r.add_argument("--seed", type=int, default=2026)
+    r.add_argument("--physics")
+    r.add_argument("--set", action="append", default=[])
+    r.add_argument("--out", required=True)
+    f = sub.add_parser("figure")
+    f.add_argument("runs", nargs="+")
+    f.add_argument("--png", default="docs/planner-goals.png")
+    args = p.parse_args(argv)
+    run(args) if args.part == "run" else figure(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
