@@ -21,6 +21,7 @@ import pytest
 
 from conftest import TINY, one_error_line, vision_checkpoint
 from dexvision.datasets import render_shards
+from test_experiment import experiment
 from test_report_seeds import seeded_study, write_run
 
 MODULES = {"render-sheet": "dexvision.render.sheet", "render-shards": "dexvision.datasets.render_shards",
@@ -57,7 +58,16 @@ def world(tmp_path_factory) -> dict[str, str]:
     done = seeded_study(root / "done")
     (root / "done" / "runs" / "logs").mkdir()
     (root / "done" / "runs" / "logs" / "sep-seed0.done.json").write_text('{"argv": ["train-pol')
-    return {"data": str(data), "two": str(two), "vckpt": str(root / "vision.pt"), "file": str(root / "afile"),
+    baselines = {"bl_empty": {"checks": []}, "bl_nometric": {"checks": [{"run": "sep", "value": 3}]},
+                 "bl_checks": {"checks": "all"}, "bl_value": {"checks": [{"run": "sep", "metric": "m", "value": "x"}]},
+                 "bl_entry": {"checks": [7]}}
+    for name, content in baselines.items():
+        (root / f"{name}.json").write_text(json.dumps(content))
+    (root / "empty").mkdir()
+    unrun = experiment(root / "empty", setup=[], run_sets=[{"name": "a", "color": "#1f77b4", "runs": [{"name": "a1"}]}], sections=[],
+                       defaults={"command": "train-policy", "args": {"steps": 80}})
+    return {**{name: str(root / f"{name}.json") for name in baselines}, "unrun": str(unrun),
+            "data": str(data), "two": str(two), "vckpt": str(root / "vision.pt"), "file": str(root / "afile"),
             "binary": str(root / "binary.yaml"), "taken": str(root / "taken.json"), "run": str(root / "run"),
             "study": str(study), "cut": str(cut), "done": str(done), "root": str(root)}
 
@@ -220,6 +230,13 @@ ROWS = [
     ("report", ["{study}", "--tolerance", "abc"], ["--tolerance: expected a number, got 'abc'"]),
     ("report", ["{study}", "--check", "{tmp}/none.json"], ["baseline file not found"]),
     ("report", ["{study}", "--check", "{binary}"], ["is not a baseline file"]),
+    ("report", ["{study}", "--check", "{bl_empty}"], ["holds 0 checks: it checks nothing"]),
+    ("report", ["{study}", "--check", "{bl_nometric}"], ["check 1 of 1 has no 'metric'"]),
+    ("report", ["{study}", "--check", "{bl_checks}"], ["a JSON object with a 'checks' list"]),
+    ("report", ["{study}", "--check", "{bl_value}"], ["check 1 of 1 (m): 'value' must be a number, got \"x\""]),
+    ("report", ["{study}", "--check", "{bl_entry}"], ["check 1 of 1 is not an object"]),
+    ("report", ["{unrun}", "--save-baseline", "{tmp}/b.json"], ["a baseline of 0 checks would check nothing"]),
+    ("report", ["{study}", "--check", "{bl_empty}", "--tolerance", "0.3"], ["--tolerance", "needs --save-baseline"]),
     ("report", ["{cut}", "--out", "{tmp}/r.html"], ["run summary", "sep-seed0/metrics.json", "is cut short"]),
 ]
 

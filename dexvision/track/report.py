@@ -265,14 +265,48 @@ def _checked(runs: list[RunData], c: dict) -> tuple[str, float | None]:
     return label, sum(values) / len(values)
 
 
-def check(exp: Experiment, baseline: Path) -> list[str]:
-    """Lines 'ok ...' / 'REGRESSED ...' / 'MISSING ...', one per check of the baseline file."""
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_baseline(baseline: Path) -> list[dict]:
+    """The checks of a baseline file, each validated: one line naming the first bad entry, and a baseline that
+    checks nothing is refused (a regression check of 0 checks would pass whatever the runs did)."""
     try:
-        checks = json.loads(baseline.read_text())["checks"]
+        data = json.loads(baseline.read_text())
     except FileNotFoundError:
         raise UserError(f"baseline file not found: {baseline}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-        raise UserError(f"{baseline} is not a baseline file (a JSON object with a 'checks' list)") from None
+    except IsADirectoryError:
+        raise UserError(f"baseline {baseline} is a directory, not a JSON file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{baseline} is not a baseline file (not JSON)") from None
+    checks = data.get("checks") if isinstance(data, dict) else None
+    if not isinstance(checks, list):
+        raise UserError(f"{baseline} is not a baseline file (a JSON object with a 'checks' list)")
+    if not checks:
+        raise UserError(f"{baseline} holds 0 checks: it checks nothing (save one from an experiment with finished "
+                        "runs: report EXPERIMENT --save-baseline FILE)")
+    for i, c in enumerate(checks):
+        where = f"{baseline}: check {i + 1} of {len(checks)}"
+        if not isinstance(c, dict):
+            raise UserError(f"{where} is not an object (it needs a metric, a value and a run or run_set)")
+        if not isinstance(c.get("metric"), str) or not c["metric"]:
+            raise UserError(f"{where} has no 'metric' (a dotted path such as evaluation.median_successes)")
+        if not isinstance(c.get("run", c.get("run_set")), str):
+            raise UserError(f"{where} names no 'run' or 'run_set'")
+        if not _number(c.get("value")) or not math.isfinite(c["value"]):
+            raise UserError(f"{where} ({c['metric']}): 'value' must be a number, got {json.dumps(c.get('value'))}")
+        tol = c.get("tolerance", 0.0)
+        if not _number(tol) or tol < 0:
+            raise UserError(f"{where} ({c['metric']}): 'tolerance' must be a number >= 0, got {json.dumps(tol)}")
+        if not isinstance(c.get("higher_is_better", True), bool):
+            raise UserError(f"{where} ({c['metric']}): 'higher_is_better' must be true or false")
+    return checks
+
+
+def check(exp: Experiment, baseline: Path) -> list[str]:
+    """Lines 'ok ...' / 'REGRESSED ...' / 'MISSING ...', one per check of the baseline file."""
+    checks = read_baseline(baseline)
     runs = load_runs(exp)
     lines = []
     for c in checks:
@@ -299,6 +333,9 @@ def save_baseline(exp: Experiment, path: Path, tolerance: float) -> int:
             if value is not None:
                 checks.append({**key, "metric": metric, "value": value,
                                "tolerance": round(abs(value) * tolerance, 4), "higher_is_better": higher})
+    if not checks:
+        raise UserError(f"no finished run of {exp.path} has a metric to check: a baseline of 0 checks would check "
+                        f"nothing; {path} not written")
     write_text_output(path, json.dumps({"experiment": exp.path, "checks": checks}, indent=1) + "\n", "baseline")
     return len(checks)
 
@@ -321,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.out or args.check or args.save_baseline):
         raise UserError("nothing to do: pass --out REPORT.html, --check BASELINE.json or --save-baseline FILE")
     check_flags(args, "tolerance")
+    if args.tolerance != 0.2 and not args.save_baseline:
+        raise UserError("--tolerance sets the tolerance of a baseline being saved: it needs --save-baseline (a "
+                        "baseline file given to --check carries its own tolerances)")
     if args.out and Path(args.out).suffix.lower() != ".html":
         raise UserError(f"--out must name an .html file, got {args.out}")
     for flag, path in (("--out", args.out), ("--save-baseline", args.save_baseline)):
