@@ -15,6 +15,12 @@ class UserError(Exception):
     exit_code = 2
 
 
+class Interrupted(UserError):
+    """Ctrl-C: exit code 130 (the shell's for SIGINT) with a line saying what was kept."""
+
+    exit_code = 130
+
+
 class GLUnavailableError(UserError):
     """No OpenGL context could be created (headless machine without EGL/Mesa)."""
 
@@ -32,8 +38,9 @@ def cli(main: Callable[..., int | None]) -> Callable[..., int]:
             print(f"error: {e}", file=sys.stderr)
             return e.exit_code
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
+            print("interrupted (Ctrl-C); a trainer's last checkpoint, if it wrote one, is kept: --resume continues "
+                  "from it", file=sys.stderr)
+            return Interrupted.exit_code
 
     return wrapper
 

@@ -495,3 +495,25 @@ def test_a_pixel_rollout_is_held_to_the_memory_available():
     with pytest.raises(UserError):
         check_rollout_memory(cfg, cameras=3, available=2 * images - 1)
     check_rollout_memory(dataclasses.replace(cfg, obs="state"), cameras=3, available=0)  # no images kept
+
+
+# -- Ctrl-C: exit 130 everywhere, with the line that says what was kept ----------------------------
+def test_ctrl_c_in_render_shards_exits_130_and_keeps_finished_shards(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(render_shards, "run_local", interrupted)
+    assert render_shards.main([*DS, "--out", str(tmp_path / "ds")]) == 130
+    one_error_line(capsys.readouterr().err, "interrupted; finished shards are kept")
+    assert (tmp_path / "ds" / "dataset.json").is_file()  # the manifest the same command resumes from
+
+
+def test_ctrl_c_in_a_trainer_exits_130(tmp_path, monkeypatch, capsys):
+    from dexvision.policy import train  # noqa: PLC0415
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train", interrupted)
+    assert train.main(["--out", str(tmp_path / "run"), *TP[2:]]) == 130
+    assert "interrupted (Ctrl-C)" in capsys.readouterr().err

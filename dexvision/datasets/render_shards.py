@@ -35,7 +35,7 @@ from dexvision.datasets.shards import (
 )
 from dexvision import distributed
 from dexvision.distributed import resolve_workers
-from dexvision.errors import ArgumentParser, UserError, cli
+from dexvision.errors import ArgumentParser, Interrupted, UserError, cli
 from dexvision.files import check_writable, write_output
 from dexvision.render.cli import add_data_arguments, data_config
 from dexvision.version import code_version
@@ -295,7 +295,7 @@ def _render(args: argparse.Namespace, spec: DatasetSpec, out: Path, todo: list[i
                     records = run_local(spec, out, todo, min(workers, len(todo)), bar)
             except KeyboardInterrupt:
                 write_manifest(out, spec)
-                raise UserError("interrupted; finished shards are kept: run the same command to resume") from None
+                raise Interrupted("interrupted; finished shards are kept: run the same command to resume") from None
             except BaseException:
                 write_manifest(out, spec)
                 raise
