@@ -241,13 +241,17 @@ def read_yaml(path: str | Path) -> dict:
     except OSError as e:
         raise ConfigError(f"cannot read config file {path} ({e.strerror or e})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark else ""
         raise ConfigError(f"config file {path} is not valid YAML{at}") from None
+    if data is None:
+        raise ConfigError(f"config file {path} is empty: a config holds a mapping of keys (leave --config out "
+                          "for the defaults)")
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        raise ConfigError(f"config file {path} must hold a mapping at the top level, not a "
+                          f"{'list' if isinstance(data, list) else type(data).__name__}")
     return data
 
 

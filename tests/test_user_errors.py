@@ -46,6 +46,8 @@ def world(tmp_path_factory) -> dict[str, str]:
     vision_checkpoint(root / "vision.pt", size=16)
     (root / "afile").write_text("not a directory\n")
     (root / "binary.yaml").write_bytes(bytes(range(256)))
+    (root / "empty.yaml").write_text("# nothing but a comment\n")
+    (root / "list.yaml").write_text("[]\n")
     (root / "taken.json").mkdir()
     (root / "taken.png").mkdir()
     write_run(root / "run", hit=300)
@@ -68,7 +70,8 @@ def world(tmp_path_factory) -> dict[str, str]:
                        defaults={"command": "train-policy", "args": {"steps": 80}})
     return {**{name: str(root / f"{name}.json") for name in baselines}, "unrun": str(unrun),
             "data": str(data), "two": str(two), "vckpt": str(root / "vision.pt"), "file": str(root / "afile"),
-            "binary": str(root / "binary.yaml"), "taken": str(root / "taken.json"), "run": str(root / "run"),
+            "binary": str(root / "binary.yaml"), "empty_yaml": str(root / "empty.yaml"),
+            "list_yaml": str(root / "list.yaml"), "taken": str(root / "taken.json"), "run": str(root / "run"),
             "study": str(study), "cut": str(cut), "done": str(done), "root": str(root)}
 
 
@@ -78,6 +81,7 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 ROWS = [
     # -- render-sheet
+    ("render-sheet", ["--config", "{empty_yaml}", "--out", "{tmp}/s.png"], ["empty.yaml is empty"]),
     ("render-sheet", ["--seed", "-2", "--out", "{tmp}/s.png"], ["--seed must be within [0, 4294967295], got -2"]),
     ("render-sheet", ["--samples", "abc"], ["--samples: expected an integer, got 'abc'"]),
     ("render-sheet", ["--image-size", "4"], ["image_size must be within [8, 4096]"]),
@@ -117,6 +121,7 @@ ROWS = [
     ("verify-shards", [], ["missing dir"]),
     ("verify-shards", ["{data}", "extra"], ["unknown argument(s) extra"]),
     # -- train-vision
+    ("train-vision", ["--data", "{data}", "--config", "{list_yaml}", "--out", "{tmp}/r"], ["not a list"]),
     ("train-vision", ["--data", "{data}", "--set", "seed=-1", "--out", "{tmp}/r"], ["seed -1 goes past its valid bounds [0, 4294967295]"]),
     ("train-vision", ["--lr", "abc"], ["--lr: expected a number, got 'abc'"]),
     ("train-vision", ["--data", "{data}", "--image-size", "4", "--out", "{tmp}/r"], ["image_size 4", "[8, 1024]"]),
@@ -162,6 +167,10 @@ ROWS = [
     ("evaluate-vision", ["--checkpoint", "{binary}", "--data", "{data}"], ["is not a readable torch checkpoint"]),
     ("evaluate-vision", ["--checkpoint", "{vckpt}", "--data", "{data}", "--data", "{tmp}/typo"], ["no dataset at"]),
     # -- train-policy
+    ("train-policy", ["--config", "{empty_yaml}", *TP], ["empty.yaml is empty: a config holds a mapping"]),
+    ("train-policy", ["--config", "{list_yaml}", *TP], ["list.yaml must hold a mapping at the top level, not a list"]),
+    ("evaluate-policy", ["--planner", "{list_yaml}"], ["list.yaml must hold a mapping at the top level, not a list"]),
+    ("evaluate-policy", ["--planner", "{empty_yaml}"], ["empty.yaml is empty"]),
     ("train-policy", ["--seed", "-1", *TP], ["--seed must be within [0, 4294967295], got -1"]),
     ("train-policy", ["--seed", "99999999999999999999", *TP], ["--seed must be within [0, 4294967295], got 99999999999999999999"]),
     ("train-policy", ["--set", "seed=-5", *TP], ["seed -5 goes past its valid bounds [0, 4294967295]"]),
