@@ -162,6 +162,12 @@ def save_checkpoint(path: str | Path, kind: str, state: dict) -> None:
 def load_checkpoint(path: str | Path, kind: str) -> dict:
     """A checkpoint of `kind`; one clear error for a missing, unreadable or foreign file."""
     path = Path(path)
+    if path.is_dir():  # a run directory: its checkpoint
+        inside = path / "checkpoint.pt"
+        if not inside.is_file():
+            raise UserError(f"{path} is a directory with no checkpoint.pt in it: name a checkpoint file (a run "
+                            "directory's checkpoint.pt)")
+        path = inside
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     import torch  # noqa: PLC0415

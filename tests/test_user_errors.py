@@ -204,6 +204,8 @@ ROWS = [
     # -- evaluate-policy
     ("evaluate-policy", ["--checkpoint", "{tmp}/x.pt", "--seed", "-1"], ["--seed must be within [0, 4294967295], got -1"]),
     ("evaluate-policy", ["--checkpoint", "{tmp}/none.pt"], ["checkpoint not found"]),
+    ("evaluate-policy", ["--checkpoint", "{root}"], ["is a directory with no checkpoint.pt in it"]),
+    ("evaluate-policy", ["--checkpoint", "{root}/run"], ["is a directory with no checkpoint.pt in it"]),
     ("evaluate-policy", ["--checkpoint", "{vckpt}"], ["is a dexvision-vision checkpoint, not a dexvision-policy"]),
     ("evaluate-policy", ["--checkpoint", "{tmp}/x.pt", "--episodes", "0"], ["--episodes must be >= 1, got 0"]),
     ("evaluate-policy", ["--checkpoint", "{tmp}/x.pt", "--episodes", "two"], ["--episodes: expected an integer"]),
@@ -526,3 +528,13 @@ def test_ctrl_c_in_a_trainer_exits_130(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(train, "train", interrupted)
     assert train.main(["--out", str(tmp_path / "run"), *TP[2:]]) == 130
     assert "interrupted (Ctrl-C)" in capsys.readouterr().err
+
+
+def test_a_run_directory_where_a_checkpoint_is_expected_is_its_checkpoint(world, tmp_path):
+    from dexvision.files import load_checkpoint  # noqa: PLC0415
+
+    run = tmp_path / "run"
+    run.mkdir()
+    vckpt = Path(world["vckpt"])
+    (run / "checkpoint.pt").write_bytes(vckpt.read_bytes())
+    assert load_checkpoint(run, "dexvision-vision").keys() == load_checkpoint(vckpt, "dexvision-vision").keys()
