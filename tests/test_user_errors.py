@@ -538,3 +538,34 @@ def test_a_run_directory_where_a_checkpoint_is_expected_is_its_checkpoint(world,
     vckpt = Path(world["vckpt"])
     (run / "checkpoint.pt").write_bytes(vckpt.read_bytes())
     assert load_checkpoint(run, "dexvision-vision").keys() == load_checkpoint(vckpt, "dexvision-vision").keys()
+
+
+def test_a_reading_error_is_told_in_words_not_a_python_repr(tmp_path):
+    from dexvision.vision.evaluation import read_error_cause  # noqa: PLC0415
+
+    with open(tmp_path / "shard-000000.tar", "wb") as stream:
+        e = ValueError("unexpected end of data", stream, str(tmp_path / "shard-000000.tar"))
+        cause = read_error_cause(e)
+        nested = read_error_cause(ValueError(("bad header", stream, "data/shard-000001.tar")))
+    assert cause == f"unexpected end of data; {tmp_path / 'shard-000000.tar'}"
+    assert nested == "bad header; data/shard-000001.tar"
+    worker = RuntimeError("Caught ValueError in DataLoader worker process 0.\nTraceback...\nValueError: "
+                          "truncated <_io.BufferedReader name='data/s.tar'>")
+    assert read_error_cause(worker) == "ValueError: truncated data/s.tar"
+    for text in (cause, nested):
+        assert "<" not in text and "(" not in text
+
+
+@pytest.mark.parametrize("command", ["evaluate-vision", "train-vision"])
+def test_a_truncated_shard_is_named_before_reading(command, world, tmp_path, capsys):
+    import shutil  # noqa: PLC0415
+
+    data = tmp_path / "data"
+    shutil.copytree(world["data"], data)
+    shard = sorted(data.glob("*.tar"))[0]
+    shard.write_bytes(shard.read_bytes()[:-700])
+    argv = (["--checkpoint", world["vckpt"], "--data", str(data)] if command == "evaluate-vision"
+            else ["--data", str(data), "--out", str(tmp_path / "run")])
+    module = importlib.import_module(MODULES[command])
+    assert module.main(argv) == 2
+    one_error_line(capsys.readouterr().err, f"shard {shard} is missing or has the wrong size")

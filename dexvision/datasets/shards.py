@@ -347,6 +347,17 @@ def load_manifest(out: Path) -> tuple[dict, DatasetSpec]:
         raise UserError(f"{path} is not a valid dexvision manifest") from None
 
 
+def shard_paths(data: str | Path, manifest: dict) -> list[str]:
+    """The finished shards of dataset `data` in order, each checked to be there at the size its record gives:
+    one line naming the first that is not (a truncated shard would fail mid-read with a lesser message)."""
+    records = sorted(manifest["shards"], key=lambda r: r["id"])
+    paths = [str(Path(data) / r["shard"]) for r in records]
+    for r, p in zip(records, paths):
+        if not Path(p).exists() or Path(p).stat().st_size != r["bytes"]:
+            raise UserError(f"shard {p} is missing or has the wrong size; run verify-shards {data}")
+    return paths
+
+
 def check_val_data(data: str, spec: DatasetSpec, val_data: str, val_spec: DatasetSpec) -> None:
     """Refuse a validation set a pose model trained on `data` cannot be measured on: another task, or another
     number of cameras (other image sizes are resized, as for training)."""

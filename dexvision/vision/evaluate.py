@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from dexvision.config import check_flags, to_dict
 from dexvision.datasets.loader import shard_urls
-from dexvision.datasets.shards import load_manifest
+from dexvision.datasets.shards import load_manifest, shard_paths
 from dexvision.errors import ArgumentParser, UserError, cli
 from dexvision.files import check_writable, write_output, write_text_output
 from dexvision.vision.checkpoint import build_model, load_checkpoint
@@ -40,7 +40,8 @@ def _spec(ckpt: dict, data: str) -> dict | None:
     """The data config of dataset `data` (None for shard paths), after checking that the model can read it."""
     if not Path(data).is_dir():
         return None
-    _, spec = load_manifest(Path(data))
+    manifest, spec = load_manifest(Path(data))
+    shard_paths(data, manifest)  # every shard there, at its recorded size
     cameras, model_cameras = spec.data.render.randomization.cameras.count, ckpt["model_config"]["num_cameras"]
     if cameras != model_cameras:
         raise UserError(f"{data} has {cameras} camera(s) per sample, the model was trained on {model_cameras}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import tarfile
+from pathlib import Path
 
 import torch
 
@@ -12,14 +14,28 @@ from dexvision.vision.model import PoseNet, cameras_of, summarize
 from dexvision.vision.rotations import exp_so3
 
 
+_OBJECT_REPR = re.compile(r"<_io\.\w+ name='([^']*)'[^>]*>|<[\w.]+ object at 0x[0-9a-f]+>")
+
+
+def read_error_cause(e: BaseException) -> str:
+    """What a reading error says, in words: the last line of a DataLoader worker's traceback, the text parts of
+    an exception whose args webdataset extended with its stream and URL (never a Python tuple or object repr)."""
+    args = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], tuple) else e.args
+    if len(args) > 1:
+        text = "; ".join(str(a) for a in args if isinstance(a, (str, int, float, Path)) and str(a).strip())
+    else:
+        text = str(e)
+    lines = [line for line in text.strip().splitlines() if line.strip()] or [type(e).__name__]
+    cause = _OBJECT_REPR.sub(lambda m: m.group(1) or "a file", lines[-1].strip())
+    return cause[:200]
+
+
 def next_batch(iterator, data: str) -> dict:
     try:
         return next(iterator)
     except (tarfile.TarError, OSError, ValueError, KeyError, RuntimeError) as e:
-        # Errors from DataLoader workers carry the worker's traceback: its last line names the cause.
-        lines = [line for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
-        cause = lines[-1].strip()
-        raise UserError(f"reading the data failed ({cause[:200]}); check it with verify-shards {data}") from None
+        raise UserError(f"reading the data failed ({read_error_cause(e)}); check it with verify-shards {data}"
+                        ) from None
 
 
 def perturb_cameras(batch: dict, error: tuple[float, float], generator: torch.Generator) -> dict:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from dexvision.config import bounds, check_bounds, check_choice, flag_overrides, load_config, to_dict
 from dexvision.datasets.loader import make_loader
-from dexvision.datasets.shards import check_val_data, load_manifest
+from dexvision.datasets.shards import check_val_data, load_manifest, shard_paths
 from dexvision.distributed import barrier, is_main_process
 from dexvision.errors import ArgumentParser, UserError, cli
 from dexvision.track.run import add_run_flags, run_name
@@ -102,11 +102,7 @@ class TrainVisionConfig:
 def split_shards(data: str, val_data: str | None, val_fraction: float) -> tuple[list[str], list[str], dict]:
     """(train shard paths, validation shard paths, data identity) for the config."""
     manifest, spec = load_manifest(Path(data))
-    records = sorted(manifest["shards"], key=lambda r: r["id"])
-    paths = [str(Path(data) / r["shard"]) for r in records]
-    for r, p in zip(records, paths):
-        if not Path(p).exists() or Path(p).stat().st_size != r["bytes"]:
-            raise UserError(f"shard {p} is missing or has the wrong size; run verify-shards {data}")
+    paths = shard_paths(data, manifest)
     if val_data:
         train, (val_manifest, val_spec) = paths, load_manifest(Path(val_data))
         check_val_data(data, spec, val_data, val_spec)
