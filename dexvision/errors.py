@@ -27,22 +27,44 @@ class GLUnavailableError(UserError):
     exit_code = 1
 
 
+_AT_COMMAND_END: list[Callable[[], None]] = []
+
+
+def at_command_end(fn: Callable[[], None]) -> None:
+    """Call `fn` when the command ends, however it ends (a run directory's lock is released this way even
+    when a command is called in-process, as the tests do, where exit handlers would run much later)."""
+    _AT_COMMAND_END.append(fn)
+
+
+def _command_ended() -> None:
+    while _AT_COMMAND_END:
+        _AT_COMMAND_END.pop()()
+
+
 def cli(main: Callable[..., int | None]) -> Callable[..., int]:
     """Decorate a command's `main` so UserErrors end in one line on stderr and a non-zero exit."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
         try:
-            return main(*args, **kwargs) or 0
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return e.exit_code
-        except KeyboardInterrupt:
-            print("interrupted (Ctrl-C); a trainer's last checkpoint, if it wrote one, is kept: --resume continues "
-                  "from it", file=sys.stderr)
-            return Interrupted.exit_code
+            return _run(main, *args, **kwargs)
+        finally:
+            _command_ended()
 
     return wrapper
+
+
+def _run(main: Callable[..., int | None], *args, **kwargs) -> int:
+    """`main`, with a UserError or Ctrl-C turned into its one line and exit code."""
+    try:
+        return main(*args, **kwargs) or 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C); a trainer's last checkpoint, if it wrote one, is kept: --resume continues "
+              "from it", file=sys.stderr)
+        return Interrupted.exit_code
 
 
 # argparse's own messages, and the one line each becomes

@@ -11,6 +11,9 @@ live process, on this or another machine sharing the directory, is still writing
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -21,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from dexvision.errors import UserError
+from dexvision.errors import UserError, at_command_end
 
 
 # A temporary file untouched for this long is a leftover whoever wrote it: a live writer appends
@@ -61,6 +64,85 @@ def stale_temp(path: Path, now: float | None = None) -> bool:
     except FileNotFoundError:
         return False  # renamed into place (or removed) meanwhile
     return age > STALE_TEMP_S
+
+
+LOCK_NAME = ".dexvision-lock.json"
+
+
+class RunLock:
+    """One writer per run directory: `acquire()` creates RUN_DIR/.dexvision-lock.json (exclusively) naming this
+    host, process and start time, and refuses, in one line naming the holder, a directory another live run
+    holds. A lock whose holder was a process of this host that is gone (a killed run) is stale: it is taken
+    over, so `--resume` after a kill just works. `release()` (also at exit) removes it, and the directory if
+    the lock made it and nothing else was written into it."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_NAME
+        self.held = False
+        self._made_dir = False
+
+    def _holder(self) -> dict | None:
+        try:
+            data = json.loads(self.path.read_text())
+            return data if isinstance(data, dict) else {}
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {}  # being written, or damaged: judged by its age below
+
+    def _stale(self, holder: dict) -> bool:
+        if holder.get("host") == _host() and isinstance(holder.get("pid"), int):
+            try:
+                os.kill(holder["pid"], 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+            return False
+        if not holder:  # unreadable: stale once nobody has touched it for a while
+            try:
+                return time.time() - self.path.stat().st_mtime > STALE_TEMP_S
+            except FileNotFoundError:
+                return True
+        return False  # another host's live run cannot be asked
+
+    def acquire(self) -> None:
+        self._made_dir = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        record = json.dumps({"host": _host(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is None:
+                    continue  # released meanwhile
+                if self._stale(holder):
+                    self.path.unlink(missing_ok=True)
+                    continue
+                who = (f"process {holder['pid']} on {holder['host']}, since {holder.get('started', '?')}"
+                       if holder else "a run starting now")
+                raise UserError(f"{self.run_dir} is in use by another run ({who}): wait for it to end, or choose "
+                                f"another --out (if that process is gone, delete {self.path})")
+            with os.fdopen(fd, "w") as f:
+                f.write(record)
+            self.held = True
+            atexit.register(self.release)  # a trainer called outside a command
+            at_command_end(self.release)
+            return
+        raise UserError(f"could not lock {self.run_dir}: another run keeps taking it; choose another --out")
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        holder = self._holder()
+        if holder and holder.get("pid") == os.getpid() and holder.get("host") == _host():
+            self.path.unlink(missing_ok=True)
+        if self._made_dir:
+            with contextlib.suppress(OSError):
+                self.run_dir.rmdir()  # only if empty: a refused run leaves nothing behind
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None], fsync: bool = False) -> None:

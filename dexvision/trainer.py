@@ -28,7 +28,7 @@ import torch
 from dexvision.config import apply_override, deep_update, from_dict, read_yaml
 from dexvision.distributed import any_rank, barrier, setup_distributed, teardown
 from dexvision.errors import UserError
-from dexvision.files import check_writable, write_text_output
+from dexvision.files import RunLock, check_writable, write_text_output
 from dexvision.track.run import Run
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,16 @@ class Scaffold:
             raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it, or another --out")
         if self.main:  # before any work: a run directory that cannot be written ends here, not at the first save
             check_writable(self.run_dir, "--out", directory=True)
+        # one writer per run directory (rank 0 holds it for all ranks; every rank learns whether it got it)
+        self.lock = RunLock(self.run_dir)
+        refused = None
+        if self.main:
+            try:
+                self.lock.acquire()
+            except UserError as e:
+                refused = e
+        if any_rank(refused is not None, self.world, self.device):
+            raise refused or UserError(f"{self.run_dir} is in use by another run (see rank 0's message)")
         self._start = time.perf_counter()
 
     @property
@@ -130,4 +140,5 @@ class Scaffold:
             finally:
                 if tracker is not None:
                     tracker.close()
+                self.lock.release()
         teardown(self.world)

@@ -569,3 +569,47 @@ def test_a_truncated_shard_is_named_before_reading(command, world, tmp_path, cap
     module = importlib.import_module(MODULES[command])
     assert module.main(argv) == 2
     one_error_line(capsys.readouterr().err, f"shard {shard} is missing or has the wrong size")
+
+
+# -- one writer per run directory -----------------------------------------------------------------
+def _lock(run: Path, pid: int) -> None:
+    from dexvision.files import LOCK_NAME, _host  # noqa: PLC0415
+
+    run.mkdir(parents=True, exist_ok=True)
+    (run / LOCK_NAME).write_text(json.dumps({"host": _host(), "pid": pid, "started": "2026-12-07 10:00:00"}))
+
+
+@pytest.mark.parametrize("command", ["train-policy", "train-vision"])
+def test_a_second_trainer_into_a_held_run_directory_is_refused(command, world, tmp_path, capsys):
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _lock(run, holder.pid)
+        argv = [*TP[2:], "--out", str(run)] if command == "train-policy" else ["--data", world["data"], "--out", str(run)]
+        assert importlib.import_module(MODULES[command]).main(argv) == 2
+        one_error_line(capsys.readouterr().err, f"{run} is in use by another run (process {holder.pid} on")
+        assert sorted(p.name for p in run.iterdir()) == [".dexvision-lock.json"]  # the holder's, untouched
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lock_left_by_a_killed_run_does_not_block_resume(tmp_path):
+    from dexvision.policy import train  # noqa: PLC0415
+
+    run = tmp_path / "run"
+    assert train.main([*TP[2:], "--steps", "40", "--out", str(run)]) == 0
+    assert not (run / ".dexvision-lock.json").exists()  # released at the end
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _lock(run, dead.pid)  # as a killed run leaves it
+    assert train.main(["--out", str(run), "--resume", "--steps", "80"]) == 0
+    assert not (run / ".dexvision-lock.json").exists()
+
+
+def test_a_refused_run_leaves_no_directory_behind(tmp_path, capsys):
+    from dexvision.policy import train  # noqa: PLC0415
+
+    run = tmp_path / "run"
+    assert train.main([*TP[2:], "--algo", "bc", "--teacher", str(tmp_path / "none.pt"), "--out", str(run)]) == 2
+    assert not run.exists()
