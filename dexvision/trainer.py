@@ -17,6 +17,7 @@ wall time count the time before an interruption too.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -25,7 +26,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
-from dexvision.config import apply_override, deep_update, from_dict, read_yaml
+from dexvision.config import ConfigError, apply_override, deep_update, from_dict, read_yaml
 from dexvision.distributed import any_rank, barrier, setup_distributed, teardown
 from dexvision.errors import UserError
 from dexvision.files import RunLock, check_writable, write_text_output
@@ -42,12 +43,24 @@ def resumed_config(cls: type[T], cfg: T, run_dir: Path, config_file: str | None,
     ckpt_path = Path(run_dir) / CHECKPOINT
     if not ckpt_path.exists():
         return cfg  # Scaffold reports the missing checkpoint
-    data = load(ckpt_path)["config"]
+    ckpt = load(ckpt_path)
+    data = ckpt["config"]
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ConfigError(f"--resume: {ckpt_path} was written by another version of dexvision (git "
+                          f"{str(ckpt.get('git_sha') or 'unknown')[:12]}) whose config has the key '{unknown[0]}', "
+                          "which this version does not know: resume it with that version, or start a new run")
     if config_file:
         deep_update(data, read_yaml(config_file))
     for override in overrides:
         apply_override(data, override)
-    return from_dict(cls, data)
+    try:
+        return from_dict(cls, data)
+    except ConfigError as e:
+        if config_file or overrides:
+            raise
+        raise ConfigError(f"--resume: the config saved in {ckpt_path} (git {str(ckpt.get('git_sha') or 'unknown')[:12]}) "
+                          f"is not one this version reads: {e}") from None
 
 
 @contextlib.contextmanager

@@ -613,3 +613,19 @@ def test_a_refused_run_leaves_no_directory_behind(tmp_path, capsys):
     run = tmp_path / "run"
     assert train.main([*TP[2:], "--algo", "bc", "--teacher", str(tmp_path / "none.pt"), "--out", str(run)]) == 2
     assert not run.exists()
+
+
+def test_resuming_a_checkpoint_from_a_version_with_other_config_keys_says_so(tmp_path, capsys):
+    import torch  # noqa: PLC0415
+
+    from dexvision.policy import train  # noqa: PLC0415
+
+    run = tmp_path / "run"
+    assert train.main([*TP[2:], "--steps", "40", "--out", str(run)]) == 0
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    ckpt["config"]["warp_drive"] = True
+    ckpt["git_sha"] = "abcdef1234567890"
+    torch.save(ckpt, run / "checkpoint.pt")
+    assert train.main(["--out", str(run), "--resume", "--steps", "80"]) == 2
+    one_error_line(capsys.readouterr().err, "written by another version of dexvision (git abcdef123456)",
+                   "'warp_drive'")
