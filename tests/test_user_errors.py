@@ -66,6 +66,8 @@ def world(tmp_path_factory) -> dict[str, str]:
     for name, content in baselines.items():
         (root / f"{name}.json").write_text(json.dumps(content))
     (root / "empty").mkdir()
+    (root / "fresh-run").mkdir()
+    (root / "fresh-run" / "metrics.jsonl").write_text("")
     unrun = experiment(root / "empty", setup=[], run_sets=[{"name": "a", "color": "#1f77b4", "runs": [{"name": "a1"}]}], sections=[],
                        defaults={"command": "train-policy", "args": {"steps": 80}})
     return {**{name: str(root / f"{name}.json") for name in baselines}, "unrun": str(unrun),
@@ -217,6 +219,7 @@ ROWS = [
     ("evaluate-policy", ["--checkpoint", "{tmp}/x.pt", "--physics", "slow"], ["unknown physics profile 'slow'"]),
     # -- plot-runs
     ("plot-runs", ["{run}", "--out", "{tmp}/c.jpg"], ["--out must name a .png file"]),
+    ("plot-runs", ["{root}/fresh-run", "--out", "{tmp}/c.png"], ["metrics.jsonl holds no metrics yet"]),
     ("plot-runs", ["{run}", "--out", "{file}/c.png"], ["afile is a file"]),
     ("plot-runs", ["{run}", "--metrics", "nope", "--out", "{tmp}/c.png"],
      ["--metrics nope: no run logged it", "charts/median_successes"]),

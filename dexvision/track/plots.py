@@ -38,6 +38,10 @@ def plot_runs(run_dirs: list[Path], metrics: list[str], out: Path, x: str = "ste
     for d in run_dirs:
         rows = read_metrics(d)
         if not rows:
+            path = Path(d) / "metrics.jsonl"
+            if path.is_file():
+                raise UserError(f"{path} holds no metrics yet (the run logged nothing before it stopped, or has "
+                                "just started): plot it once it has logged")
             raise UserError(f"{d} has no metrics.jsonl (not a tracked run?)")
         meta = read_json(Path(d) / "run.json", "run record") or {}
         name = meta.get("name", Path(d).name)
