@@ -169,6 +169,7 @@ ROWS = [
     ("evaluate-vision", ["--checkpoint", "{binary}", "--data", "{data}"], ["is not a readable torch checkpoint"]),
     ("evaluate-vision", ["--checkpoint", "{vckpt}", "--data", "{data}", "--data", "{tmp}/typo"], ["no dataset at"]),
     # -- train-policy
+    ("train-policy", ["--image-size", "32", *TP], ["--image-size sets the images of --obs pixels; this run observes state"]),
     ("train-policy", ["--config", "{empty_yaml}", *TP], ["empty.yaml is empty: a config holds a mapping"]),
     ("train-policy", ["--config", "{list_yaml}", *TP], ["list.yaml must hold a mapping at the top level, not a list"]),
     ("evaluate-policy", ["--planner", "{list_yaml}"], ["list.yaml must hold a mapping at the top level, not a list"]),
@@ -230,6 +231,8 @@ ROWS = [
     ("run-experiment", ["{tmp}/none.yaml"], ["not found"]),
     ("run-experiment", ["{study}", "--cpus-per-run", "0"], ["--cpus-per-run must be >= 0.01, got 0"]),
     ("run-experiment", ["{study}", "--gpus-per-run", "-1"], ["--gpus-per-run must be >= 0"]),
+    ("run-experiment", ["{study}", "--cpus-per-run", "1"], ["--cpus-per-run sets what each Ray task reserves", "--ray"]),
+    ("run-experiment", ["{study}", "--gpus-per-run", "1", "--dry-run"], ["--gpus-per-run", "needs --ray"]),
     ("run-experiment", ["{study}", "--only", "nobody"], ["--only: no run named 'nobody'"]),
     ("run-experiment", ["{study}", "--use", "bad"], ["--use takes NAME=DIR"]),
     ("run-experiment", ["{done}", "--dry-run"], ["done-record", "sep-seed0.done.json", "is cut short"]),

@@ -417,6 +417,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainPolicyConfig, list[
             check_flag_agrees(args.set, flag, "--" + flag.replace("_", "-"), count)
             overrides.append(f"{flag}={count}")
     cfg = load_config(TrainPolicyConfig, args.config, overrides)
+    if args.image_size is not None and cfg.obs != "pixels":
+        raise UserError(f"--image-size sets the images of --obs pixels; this run observes {cfg.obs} (drop it, or "
+                        "add --obs pixels)")
     if cfg.obs == "pixels" and not cfg.init_vision:
         check_arch(cfg.vision_arch)
     return cfg, overrides

@@ -258,14 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print each run's state and command; run nothing")
     p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                    help="fan the compared runs out over Ray (auto: the running cluster, local: a new local one)")
-    p.add_argument("--cpus-per-run", type=float, default=2, help="CPUs a Ray task reserves (default 2)")
-    p.add_argument("--gpus-per-run", type=float, default=0, help="GPUs a Ray task reserves (default 0)")
+    p.add_argument("--cpus-per-run", type=float, help="--ray: CPUs a Ray task reserves (default 2)")
+    p.add_argument("--gpus-per-run", type=float, help="--ray: GPUs a Ray task reserves (default 0)")
     p.add_argument("--only", nargs="+", metavar="RUN",
                    help="only these runs (by name; a seeded run's name without -seedK selects all its seeds)")
     p.add_argument("--use", action="append", default=[], metavar="NAME=DIR",
                    help="an existing run directory stands in for setup run NAME (repeatable)")
     args = p.parse_args(argv)
     check_flags(args, "cpus_per_run", "gpus_per_run")
+    for flag, value in (("--cpus-per-run", args.cpus_per_run), ("--gpus-per-run", args.gpus_per_run)):
+        if value is not None and args.ray is None:
+            raise UserError(f"{flag} sets what each Ray task reserves: it needs --ray (local runs take the machine "
+                            "one at a time)")
+    cpus = 2.0 if args.cpus_per_run is None else args.cpus_per_run
+    gpus = 0.0 if args.gpus_per_run is None else args.gpus_per_run
     exp = load_experiment(args.experiment)
     if not args.dry_run:  # every run writes under runs_dir: one that cannot be written ends here
         check_writable(exp.runs_dir, "runs_dir", directory=True)
@@ -279,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in args.only if n not in names]
         if unknown:
             raise UserError(f"--only: no run named '{unknown[0]}' in {args.experiment}")
-    outcome = launch(exp, args.dry_run, args.ray, args.cpus_per_run, args.only, args.gpus_per_run)
+    outcome = launch(exp, args.dry_run, args.ray, cpus, args.only, gpus)
     if not args.dry_run:
         ran = sum(v == "ran" for v in outcome.values())
         print(f"{exp.title}: {ran} run(s) ran, {len(outcome) - ran} already finished; runs in {exp.runs_dir}")
