@@ -123,6 +123,8 @@ ROWS = [
     ("verify-shards", [], ["missing dir"]),
     ("verify-shards", ["{data}", "extra"], ["unknown argument(s) extra"]),
     # -- train-vision
+    ("train-vision", ["--data", "{data}", "--batch-size", "64", "--out", "{tmp}/r"],
+     ["--batch-size 64 is larger than the 8 training samples of"]),
     ("train-vision", ["--data", "{data}", "--config", "{list_yaml}", "--out", "{tmp}/r"], ["not a list"]),
     ("train-vision", ["--data", "{data}", "--set", "seed=-1", "--out", "{tmp}/r"], ["seed -1 goes past its valid bounds [0, 4294967295]"]),
     ("train-vision", ["--lr", "abc"], ["--lr: expected a number, got 'abc'"]),

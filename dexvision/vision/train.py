@@ -103,6 +103,7 @@ def split_shards(data: str, val_data: str | None, val_fraction: float) -> tuple[
     """(train shard paths, validation shard paths, data identity) for the config."""
     manifest, spec = load_manifest(Path(data))
     paths = shard_paths(data, manifest)
+    counts = [r["count"] for r in sorted(manifest["shards"], key=lambda r: r["id"])]
     if val_data:
         train, (val_manifest, val_spec) = paths, load_manifest(Path(val_data))
         check_val_data(data, spec, val_data, val_spec)
@@ -113,11 +114,13 @@ def split_shards(data: str, val_data: str | None, val_fraction: float) -> tuple[
                             "(render more, use a smaller --shard-size, or pass --val-data)")
         n_val = max(1, round(val_fraction * len(paths)))
         train, val = paths[:-n_val], paths[-n_val:]
+        counts = counts[:-n_val]
     if not train or not val:
         raise UserError(f"no training or validation shards in {data}")
     spec_json = json.dumps(manifest["spec"], sort_keys=True)
     identity = {"path": str(Path(data).resolve()), "spec_sha256": hashlib.sha256(spec_json.encode()).hexdigest(),
-                "train_shards": len(train), "val_shards": len(val), "val_data": val_data}
+                "train_shards": len(train), "train_samples": sum(counts), "val_shards": len(val),
+                "val_data": val_data}
     return train, val, {"identity": identity, "spec": spec}
 
 
@@ -177,6 +180,9 @@ class VisionTrainer:
         if not cfg.follow:
             self.train_urls, self.val_urls, data = split_shards(cfg.data, cfg.val_data, cfg.val_fraction)
         self.scaffold = Scaffold(Path(cfg.out) if cfg.out else default_run_dir(cfg), resume)
+        if not cfg.follow and cfg.batch_size > data["identity"]["train_samples"]:  # (after --out's own checks)
+            raise UserError(f"--batch-size {cfg.batch_size} is larger than the {data['identity']['train_samples']} "
+                            f"training samples of {cfg.data}: render more, or a smaller --batch-size")
         self.follow = FollowData(cfg, self.scaffold.rank, self.scaffold.world) if cfg.follow else None  # waits
         if self.follow:
             data = {"identity": self.follow.identity, "spec": self.follow.watcher.spec}
