@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from dexvision.envs.episodes import MAX_PARALLEL, obs_tensors
-from dexvision.envs.task import relative_rotation
+from dexvision.envs.rules import relative_rotation
 from dexvision.envs.workers import make_env
 from dexvision.policy.checkpoint import env_config_of, load_policy_checkpoint, load_teacher
 from dexvision.sim.rotations import matrix_to_quat, quat_conjugate, quat_multiply, quat_to_rotvec

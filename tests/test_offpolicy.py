@@ -16,7 +16,8 @@ from dexvision.config import load_config
 from dexvision.policy import evaluate as evaluate_cli
 from dexvision.policy import train as train_cli
 from dexvision.policy.checkpoint import build_policy, load_policy_checkpoint
-from dexvision.envs.task import BlockReorientEnv, EnvConfig, goal_observation, state_keys
+from dexvision.envs.rules import goal_observation
+from dexvision.envs.task import BlockReorientEnv, EnvConfig, state_keys
 from dexvision.policy.loop import Collector, EpisodeStats
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.policy.offpolicy import SacTrainer

@@ -9,7 +9,8 @@ import pytest
 
 from dexvision.errors import UserError
 from dexvision.envs.curriculum import Curriculum, CurriculumConfig
-from dexvision.envs.task import BlockReorientEnv, EnvConfig, nearby_goal
+from dexvision.envs.rules import nearby_goal
+from dexvision.envs.task import BlockReorientEnv, EnvConfig
 from dexvision.policy.loop import EpisodeStats
 from dexvision.envs.workers import EnvWorkerError, EnvWorkers
 from dexvision.sim.rotations import axis_angle_to_quat, quat_angle, random_quat

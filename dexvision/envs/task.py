@@ -38,13 +38,12 @@ the episodes that ended, `info["final_obs"]` (on steps where one ended) what eve
 environment observed before its reset, and `info["achieved_quat"]` / `info["step_goal"]`
 the block's orientation after the step and the goal it was played for: what an
 off-policy learner needs to bootstrap a truncated episode and to relabel goals
-(`goal_observation`). `goals="single"` (training only) keeps one goal per episode.
+(`rules.goal_observation`). `goals="single"` (training only) keeps one goal per episode.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 
 import gymnasium as gym
@@ -52,171 +51,18 @@ import mujoco
 import numpy as np
 
 from dexvision.config import check_choice
+from dexvision.envs.config import (GOAL_KEYS, NOISELESS_KEYS, OBS_MODES, STUDENT_KEYS, VALUE_ONLY_KEYS,  # noqa: F401
+                                   EnvConfig, evaluation_env, state_keys)
+from dexvision.envs.rules import nearby_goal, relative_rotation, step_reward
 from dexvision.errors import UserError
-from dexvision.render.renderer import RenderConfig
 from dexvision.sim.physics import PhysicsRandomizer
-from dexvision.sim.rotations import (axis_angle_to_quat, quat_angle, quat_conjugate, quat_multiply, quat_normalize,
-                                     quat_to_matrix, quat_to_rotvec, random_quat)
-from dexvision.sim.sampler import SamplerConfig, StateSampler
-from dexvision.sim.scenes import BLOCK_HALF_SIZE, BLOCK_REST_POINT, PHYSICS_PROFILES, TASKS, load_scene
+from dexvision.sim.rotations import (quat_angle, quat_conjugate, quat_multiply, quat_normalize,
+                                     quat_to_matrix, quat_to_rotvec)
+from dexvision.sim.sampler import StateSampler
+from dexvision.sim.scenes import BLOCK_HALF_SIZE, BLOCK_REST_POINT, load_scene
 
-OBS_MODES = ("state", "pixels")
-ACTION_MODES = ("absolute", "relative")
-GOAL_FRAMES = ("block", "hand")
-ACTION_TYPES = ("discrete", "continuous")
-ROTATION_REWARDS = ("progress", "inverse", "distance", "closeness", "none")
-GOAL_MODES = ("sequence", "single")
-TIMEOUTS = ("end", "resample")
-GOAL_REPRS = ("rotvec", "matrix")
 FINGERTIP_SITES = tuple(f"robot0:S_{f}tip" for f in ("ff", "mf", "rf", "lf", "th"))
 VELOCITY_SCALE = 0.1  # observed velocities are multiplied by this to keep every input near [-1, 1]
-
-
-@dataclasses.dataclass
-class EnvConfig:
-    """The block reorientation task. Angles in radians, lengths in metres."""
-
-    task: str = "gimbal-block"
-    physics: str = "fast"  # physics profile: fast (learning) or reference (gymnasium-robotics' 2 ms model)
-    control_period: float = 0.04  # seconds per control step (25 Hz), whatever the profile's physics step
-    action_type: str = "discrete"  # discrete: action_bins bins per actuator; continuous: [-1, 1] per actuator
-    action_bins: int = 11
-    action_mode: str = "absolute"  # absolute: bins span the command range; relative: bins move the command
-    relative_step: float = 0.1  # relative: the largest move per control step, as a fraction of the range
-    success_threshold: float = 0.4
-    max_successes: int = 50
-    goal_timeout: int = 50  # control steps allowed to reach each goal
-    success_reward: float = 5.0
-    drop_penalty: float = 20.0
-    # weight of the per-step decrease of the rotation distance (Learning Dexterity: 1); above 1, progress
-    # towards the goal outweighs the noise that drops and success bonuses put into the returns
-    progress_reward: float = 1.0
-    # the rotation term: "progress", progress_reward x the decrease of the distance (Learning Dexterity), or
-    # "inverse", 1 / (distance + rotation_eps) every step (Isaac Gym's ShadowHand: denser near the goal), or
-    # "distance", -progress_reward x the distance every step (dense, and what is left to turn, not how much the
-    # last step turned; negative, so a drop that ends the episode early can pay), "closeness", progress_reward x
-    # (1 - distance / pi) every step (the same slope, never negative: a drop only loses what was to come), or
-    # "none": only the success bonus (every step within the threshold, with goals single) and the drop penalty.
-    # All but progress are functions of (achieved orientation, goal, drop): goal relabelling can recompute them
-    rotation_reward: str = "progress"
-    rotation_eps: float = 0.1
-    position_penalty: float = 0.0  # per metre of the block's distance from its rest point, every step (hand)
-    fingertips: bool = False  # hand: the state (teacher, value function) includes the fingertip positions
-    # the frame of relative_rotvec, the rotation from the block to its goal: "block", the block's own (the
-    # gimbal's motors turn the block about its own axes), or "hand", the hand's (world) frame, in which the
-    # fingers push and in which Isaac Gym's ShadowHand states it (an MLP cannot easily rotate one into the other)
-    goal_frame: str = "block"
-    # how the rotation still to go is stated: "rotvec", a rotation vector (relative_rotvec; its axis flips near
-    # pi), or "matrix", its rotation matrix (relative_rot, continuous everywhere; computed from the observed,
-    # noisy block_rot and the goal, so a relabelled goal's input is the same function of the same observation)
-    goal_repr: str = "rotvec"
-    # "sequence": Learning Dexterity's task (a reached goal is replaced by a new one, up to max_successes);
-    # "single": one goal per episode (training only, as gymnasium-robotics' HandManipulate tasks): reaching it
-    # draws no new one, the episode lasts goal_timeout steps unless the block drops, and its successes are 1
-    # when the last step is within the threshold
-    goals: str = "sequence"
-    # what a goal not reached within goal_timeout steps does: "end" the episode (the task's rule, and what
-    # evaluation plays), or "resample" a new goal and go on (training: a failed goal does not cut the episode's
-    # data short), the episode then truncated after max_episode_steps
-    timeout: str = "end"
-    max_episode_steps: int = 0  # 0: no limit but the task's (needed > 0 with timeout resample)
-    # the observation includes goal_clock, the goal's elapsed steps / goal_timeout: for a value function, which
-    # otherwise cannot see when the goal clock will end an episode
-    goal_clock: bool = False
-    # absolute actions: the command in force moves this fraction of the way to the new one each step (a moving
-    # average, as Isaac Gym's OpenAI ShadowHand variant smooths its targets); 1: the new command at once
-    action_average: float = 1.0
-    drop_height: float = 0.1  # a block centre below this height (world z) is a drop (hand-block)
-    obs_noise: float = 0.01  # standard deviation of the noise added to state observations
-    sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
-    render: RenderConfig = dataclasses.field(default_factory=lambda: RenderConfig(image_size=64))
-
-    def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"unknown task '{self.task}' (valid: {', '.join(TASKS)})")
-        if self.physics not in PHYSICS_PROFILES:
-            raise ValueError(f"unknown physics profile '{self.physics}' (valid: {', '.join(PHYSICS_PROFILES)})")
-        if self.control_period <= 0:
-            raise ValueError("control_period must be > 0")
-        check_choice("action_type", self.action_type, ACTION_TYPES)
-        check_choice("action_mode", self.action_mode, ACTION_MODES)
-        if not 0 < self.relative_step <= 1:
-            raise ValueError(f"relative_step must be in (0, 1], got {self.relative_step}")
-        if self.action_bins < 2 or self.max_successes < 1 or self.goal_timeout < 1:
-            raise ValueError("max_successes and goal_timeout must be >= 1, action_bins >= 2")
-        if not 0 < self.success_threshold < np.pi:
-            raise ValueError("success_threshold must be in (0, pi)")
-        if self.obs_noise < 0:
-            raise ValueError("obs_noise must be >= 0")
-        if self.progress_reward < 0 or self.position_penalty < 0:
-            raise ValueError("progress_reward and position_penalty must be >= 0")
-        check_choice("goal_frame", self.goal_frame, GOAL_FRAMES)
-        check_choice("goal_repr", self.goal_repr, GOAL_REPRS)
-        check_choice("goals", self.goals, GOAL_MODES)
-        if not 0 < self.action_average <= 1:
-            raise ValueError(f"action_average must be in (0, 1], got {self.action_average}")
-        if self.action_average < 1 and self.action_mode != "absolute":
-            raise ValueError("action_average smooths absolute commands: it needs action_mode absolute")
-        check_choice("timeout", self.timeout, TIMEOUTS)
-        if self.max_episode_steps < 0 or (self.timeout == "resample" and self.max_episode_steps < 1):
-            raise ValueError(f"max_episode_steps must be >= 0, and >= 1 with timeout resample; got "
-                             f"{self.max_episode_steps}")
-        if self.timeout == "resample" and self.goals == "single":
-            raise ValueError("timeout resample draws a new goal: it needs goals sequence")
-        if self.rotation_reward not in ROTATION_REWARDS or self.rotation_eps <= 0:
-            raise ValueError(f"rotation_reward must be one of {', '.join(ROTATION_REWARDS)} and rotation_eps > 0, "
-                             f"got {self.rotation_reward!r} and {self.rotation_eps}")
-
-
-def evaluation_env(env: EnvConfig, task_reward: bool = False) -> EnvConfig:
-    """`env` with Learning Dexterity's episode rules where training may depart from them (a new goal after each
-    success up to max_successes, within 0.4 rad, a goal timeout ends the episode, no other step limit): what train-policy's
-    evaluations play and a checkpoint records. `task_reward` also restores the task's reward (progress,
-    +5 a success, -20 a drop), for a learner trained on another, so returns compare across learners."""
-    rules = dict(goals="sequence", timeout="end", max_episode_steps=0,
-                 success_threshold=EnvConfig.success_threshold)  # the task's tolerance, whatever training used
-    if task_reward:
-        task = EnvConfig()
-        rules.update({k: getattr(task, k) for k in ("rotation_reward", "success_reward", "drop_penalty",
-                                                    "progress_reward", "position_penalty")})
-    return dataclasses.replace(env, **rules)
-
-
-def state_keys(task: str, fingertips: bool = False, goal_repr: str = "rotvec") -> tuple[str, ...]:
-    """Observation keys of the state (teacher, value function) view of `task` (`fingertips`, `goal_repr`: see
-    EnvConfig)."""
-    relative = "relative_rot" if goal_repr == "matrix" else "relative_rotvec"
-    block = ("block_rot", "block_angvel", "goal_rot", relative, "prev_action")
-    if task == "hand-block":
-        return ("joint_pos", "joint_vel", "block_pos", "block_linvel") + block + (("fingertip_pos",) * fingertips)
-    return block
-
-
-STUDENT_KEYS = ("proprio", "goal")  # plus the images, through the vision sub-model
-NOISELESS_KEYS = ("goal", "goal_rot", "goal_clock")  # what the policy is told, not what it measures
-VALUE_ONLY_KEYS = ("goal_clock",)  # inputs of the value function alone
-GOAL_KEYS = ("goal", "goal_rot", "relative_rot", "relative_rotvec")  # the observation keys that depend on the goal
-
-
-def relative_rotation(block_rot: np.ndarray, goal_rot: np.ndarray, frame: str) -> np.ndarray:
-    """The rotation from the block to its goal as a flattened matrix, from (N, 9) rotation matrices (the block's
-    may be a noisy observation): goal @ block^T in the hand's frame, block^T @ goal in the block's own."""
-    b, g = block_rot.reshape(-1, 3, 3), goal_rot.reshape(-1, 3, 3)
-    rel = g @ b.transpose(0, 2, 1) if frame == "hand" else b.transpose(0, 2, 1) @ g
-    return rel.reshape(len(b), 9)
-
-
-def goal_observation(obs: dict[str, np.ndarray], goal: np.ndarray, cfg: EnvConfig) -> dict[str, np.ndarray]:
-    """The goal-dependent keys (goal_rot, goal, relative_rot) of a state observation `obs` (its block_rot as
-    observed) had the goal been the unit quaternions `goal` (N, 4): what hindsight relabelling gives a learner.
-    Needs goal_repr matrix (a rotation vector is computed from the true block orientation, which the
-    observation does not hold)."""
-    if cfg.goal_repr != "matrix":
-        raise ValueError("relabelling goals needs env.goal_repr matrix")
-    goal_rot = quat_to_matrix(quat_normalize(goal)).reshape(len(goal), 9).astype(np.float32)
-    out = {"goal_rot": goal_rot, "goal": goal_rot,
-           "relative_rot": relative_rotation(obs["block_rot"], goal_rot, cfg.goal_frame).astype(np.float32)}
-    return out
 
 
 def substeps_for(model: mujoco.MjModel, control_period: float) -> int:
@@ -226,27 +72,6 @@ def substeps_for(model: mujoco.MjModel, control_period: float) -> int:
         raise UserError(f"control_period {control_period} s is not a whole number of the {model.opt.timestep} s "
                         "physics steps of this profile")
     return int(round(n))
-
-
-def _angle_cdf(angle: np.ndarray | float) -> np.ndarray:
-    """P(rotation angle <= angle) for a uniformly random rotation: (angle - sin angle) / pi."""
-    return (np.asarray(angle) - np.sin(angle)) / math.pi
-
-
-_CDF_GRID = np.linspace(0.0, math.pi, 2049)
-_CDF_VALUES = _angle_cdf(_CDF_GRID)
-
-
-def nearby_goal(block: np.ndarray, rng: np.random.Generator, max_angle: float, min_angle: float = 0.0) -> np.ndarray:
-    """A goal between `min_angle` and `max_angle` from the orientation `block`: a uniform rotation conditioned
-    on its angle lying in that interval (so `max_angle = pi` is exactly the uniform distribution, drawn as
-    such). The curriculum passes the success threshold as `min_angle`: no goal is reached as it is drawn."""
-    if max_angle >= math.pi:
-        return random_quat(rng)
-    axis = rng.normal(size=3)
-    low, high = _angle_cdf(min(min_angle, max_angle)), _angle_cdf(max_angle)
-    angle = float(np.interp(low + rng.random() * (high - low), _CDF_VALUES, _CDF_GRID))
-    return quat_normalize(quat_multiply(block, axis_angle_to_quat(axis, angle)))
 
 
 class BlockReorientEnv(gym.vector.VectorEnv):
@@ -424,22 +249,9 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         self.prev_action = 2.0 * (self.targets - self._ctrl_low) / self._ctrl_span - 1.0
         pos, quat = self._poses()
         dist = self._distance(quat)
-        if self.cfg.rotation_reward == "inverse":
-            reward = 1.0 / (dist + self.cfg.rotation_eps)
-        elif self.cfg.rotation_reward == "distance":
-            reward = -self.cfg.progress_reward * dist
-        elif self.cfg.rotation_reward == "closeness":
-            reward = self.cfg.progress_reward * (1.0 - dist / math.pi)
-        elif self.cfg.rotation_reward == "none":
-            reward = np.zeros(self.num_envs)
-        else:
-            reward = self.cfg.progress_reward * (self.prev_dist - dist)
-        if self.cfg.position_penalty:
-            reward = reward - self.cfg.position_penalty * np.linalg.norm(pos - BLOCK_REST_POINT, axis=1)
         success = dist < self.cfg.success_threshold
-        reward += self.cfg.success_reward * success
         dropped = pos[:, 2] < self.cfg.drop_height if self.scene.task == "hand-block" else np.zeros_like(success)
-        reward -= self.cfg.drop_penalty * dropped
+        reward = step_reward(self.cfg, self.prev_dist, dist, pos, dropped)
         step_goal = self.goal.copy()  # the goal this step was played for (before a success replaces it)
         if self.cfg.goals == "single":  # one goal per episode: it stays, and the clock runs on
             self.successes = success.astype(int)

@@ -37,7 +37,8 @@ from dexvision.errors import UserError
 from dexvision.policy.checkpoint import load_policy_checkpoint, save_policy
 from dexvision.policy.config import TrainPolicyConfig
 from dexvision.envs.episodes import MAX_PARALLEL, obs_tensors, run_episodes, summarize_episodes
-from dexvision.envs.task import GOAL_KEYS, BlockReorientEnv, evaluation_env, goal_observation, state_keys
+from dexvision.envs.rules import goal_observation
+from dexvision.envs.task import GOAL_KEYS, BlockReorientEnv, evaluation_env, state_keys
 from dexvision.policy.loop import EpisodeStats, log_when_due
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.policy.sac import RELABELLED_REWARDS, GoalReward, HerBuffer, SacLearner
