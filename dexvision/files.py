@@ -70,76 +70,65 @@ LOCK_NAME = ".dexvision-lock.json"
 
 
 class RunLock:
-    """One writer per run directory: `acquire()` creates RUN_DIR/.dexvision-lock.json (exclusively) naming this
-    host, process and start time, and refuses, in one line naming the holder, a directory another live run
-    holds. A lock whose holder was a process of this host that is gone (a killed run) is stale: it is taken
-    over, so `--resume` after a kill just works. `release()` (also at exit) removes it, and the directory if
-    the lock made it and nothing else was written into it."""
+    """One writer per run directory: `acquire()` takes an exclusive `flock` on RUN_DIR/.dexvision-lock.json and
+    writes this host, process and start time into it, and refuses, in one line naming the holder, a directory
+    another live run holds. The operating system drops a killed process's lock with the process, so a lock
+    file a killed run left behind does not block `--resume`. `release()` (also when the command ends, and at
+    exit) removes the file, and the directory if the lock made it and nothing else was written into it."""
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
         self.held = False
+        self._fd: int | None = None
         self._made_dir = False
 
-    def _holder(self) -> dict | None:
+    def _holder(self) -> dict:
         try:
             data = json.loads(self.path.read_text())
             return data if isinstance(data, dict) else {}
-        except FileNotFoundError:
-            return None
         except (OSError, ValueError):
-            return {}  # being written, or damaged: judged by its age below
-
-    def _stale(self, holder: dict) -> bool:
-        if holder.get("host") == _host() and isinstance(holder.get("pid"), int):
-            try:
-                os.kill(holder["pid"], 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-            return False
-        if not holder:  # unreadable: stale once nobody has touched it for a while
-            try:
-                return time.time() - self.path.stat().st_mtime > STALE_TEMP_S
-            except FileNotFoundError:
-                return True
-        return False  # another host's live run cannot be asked
+            return {}
 
     def acquire(self) -> None:
+        import fcntl  # noqa: PLC0415 - POSIX only, as the rest of the run machinery
+
         self._made_dir = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        record = json.dumps({"host": _host(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
-        for _ in range(3):
+        for _ in range(5):
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
                 holder = self._holder()
-                if holder is None:
-                    continue  # released meanwhile
-                if self._stale(holder):
-                    self.path.unlink(missing_ok=True)
-                    continue
-                who = (f"process {holder['pid']} on {holder['host']}, since {holder.get('started', '?')}"
-                       if holder else "a run starting now")
+                who = (f"process {holder.get('pid', '?')} on {holder.get('host', '?')}, since "
+                       f"{holder.get('started', '?')}" if holder else "a run starting now")
                 raise UserError(f"{self.run_dir} is in use by another run ({who}): wait for it to end, or choose "
-                                f"another --out (if that process is gone, delete {self.path})")
-            with os.fdopen(fd, "w") as f:
-                f.write(record)
-            self.held = True
+                                "another --out") from None
+            try:  # the path may have been released (unlinked) between our open and our lock: lock the file it names
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            record = json.dumps({"host": _host(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+            os.ftruncate(fd, 0)
+            os.write(fd, record.encode())
+            self._fd, self.held = fd, True
             atexit.register(self.release)  # a trainer called outside a command
             at_command_end(self.release)
             return
-        raise UserError(f"could not lock {self.run_dir}: another run keeps taking it; choose another --out")
+        raise UserError(f"could not lock {self.run_dir}: other runs keep taking it; choose another --out")
 
     def release(self) -> None:
         if not self.held:
             return
         self.held = False
-        holder = self._holder()
-        if holder and holder.get("pid") == os.getpid() and holder.get("host") == _host():
-            self.path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)  # while still locked: a waiting opener re-checks the path (above)
+        os.close(self._fd)
+        self._fd = None
         if self._made_dir:
             with contextlib.suppress(OSError):
                 self.run_dir.rmdir()  # only if empty: a refused run leaves nothing behind

@@ -89,13 +89,13 @@ class Scaffold:
             raise UserError(f"--resume: no checkpoint in {self.run_dir}")
         if not resume and self.ckpt_path.exists():
             raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it, or another --out")
-        if self.main:  # before any work: a run directory that cannot be written ends here, not at the first save
-            check_writable(self.run_dir, "--out", directory=True)
-        # one writer per run directory (rank 0 holds it for all ranks; every rank learns whether it got it)
+        # before any work: a run directory that cannot be written ends here, not at the first save; then one writer
+        # per run directory (rank 0 holds the lock for all ranks; every rank learns whether rank 0 got it)
         self.lock = RunLock(self.run_dir)
         refused = None
         if self.main:
             try:
+                check_writable(self.run_dir, "--out", directory=True)
                 self.lock.acquire()
             except UserError as e:
                 refused = e

@@ -150,3 +150,29 @@ def test_planner_flags_a_checkpoint_run_reads_are_refused(capsys):
     one_error_line(capsys.readouterr().err, "--sample is read with --checkpoint only")
     assert evaluate.main(["--checkpoint", "x.pt", "--set", "samples=3"]) == 2
     one_error_line(capsys.readouterr().err, "--set overrides a planner config")
+
+
+def test_a_drop_on_a_success_step_is_one_success_and_no_phantom_goal(monkeypatch):
+    """The goal records of play_planner: a success that ends the episode by a drop on the same step is the
+    goal's outcome, not a 0-step drop of the next goal."""
+    from dexvision.planning import evaluate as ev  # noqa: PLC0415
+
+    cfg = load_planner_config(None, ["env.task=gimbal-block", "samples=4", "env.max_successes=3"])
+    env = BlockReorientEnv(cfg.env, 1)
+    planner = Planner(cfg, env, seed=0)
+    real_step = env.step
+
+    def step(actions):  # every step succeeds; the second also drops the block
+        obs, reward, terminated, truncated, info = real_step(actions)
+        step.n += 1
+        info = dict(info, episode_successes=np.array([step.n]), dropped=np.array([step.n == 2]))
+        done = np.array([step.n == 2])
+        if done[0]:
+            step.n = 0
+        return obs, reward, done, np.zeros(1, bool), {**info, "done_mask": done}
+
+    step.n = 0
+    monkeypatch.setattr(env, "step", step)
+    results, goals = ev.play_planner(planner, env, 1, seed=0, progress=False)
+    planner.close()
+    assert [g["outcome"] for g in goals] == ["success", "success"] and results[0]["dropped"]

@@ -590,9 +590,11 @@ def _lock(run: Path, pid: int) -> None:
 @pytest.mark.parametrize("command", ["train-policy", "train-vision"])
 def test_a_second_trainer_into_a_held_run_directory_is_refused(command, world, tmp_path, capsys):
     run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom dexvision.files import RunLock\n"
+                               f"RunLock({str(run)!r}).acquire()\nprint('held', flush=True)\ntime.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
     try:
-        _lock(run, holder.pid)
+        assert holder.stdout.readline().strip() == "held"
         argv = [*TP[2:], "--out", str(run)] if command == "train-policy" else ["--data", world["data"], "--out", str(run)]
         assert importlib.import_module(MODULES[command]).main(argv) == 2
         one_error_line(capsys.readouterr().err, f"{run} is in use by another run (process {holder.pid} on")

@@ -51,9 +51,12 @@ import mujoco
 import numpy as np
 
 from dexvision.config import check_choice
-from dexvision.envs.config import (GOAL_KEYS, NOISELESS_KEYS, OBS_MODES, STUDENT_KEYS, VALUE_ONLY_KEYS,  # noqa: F401
+# (what this module exported before config.py and rules.py were cut out of it, exported still)
+from dexvision.envs.config import (ACTION_MODES, ACTION_TYPES, GOAL_FRAMES, GOAL_KEYS, GOAL_MODES,  # noqa: F401
+                                   GOAL_REPRS, NOISELESS_KEYS, OBS_MODES, STUDENT_KEYS, TIMEOUTS, VALUE_ONLY_KEYS,
                                    EnvConfig, evaluation_env, state_keys)
-from dexvision.envs.rules import nearby_goal, relative_rotation, step_reward
+from dexvision.envs.rules import (ROTATION_REWARDS, goal_observation, nearby_goal, relative_rotation,  # noqa: F401
+                                  step_reward)
 from dexvision.errors import UserError
 from dexvision.sim.physics import PhysicsRandomizer
 from dexvision.sim.rotations import (quat_angle, quat_conjugate, quat_multiply, quat_normalize,

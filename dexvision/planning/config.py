@@ -27,17 +27,17 @@ class PlannerConfig:
     # the model rolled out: "episode", the environment's own (its physics randomization: a privileged
     # teacher, as a state teacher is), or "nominal", the undisturbed model (what a real robot would have)
     model: str = "episode"
-    samples: int = 60  # control sequences rolled out per planning step (the mean among them)
-    elites: int = 6  # the cheapest samples the next mean and noise are fitted to (1: predictive sampling)
+    samples: int = 64  # control sequences rolled out per planning step (the mean among them)
+    elites: int = 1  # the cheapest samples the next mean and noise are fitted to (1: predictive sampling)
     iterations: int = 1  # optimizer updates per control step
     # the plan acted on: "mean", the optimizer's mean (CEM's refit), or "best", the cheapest sample of the
     # last update (with one elite the two are the same)
     act: str = "mean"
-    horizon: float = 0.6  # seconds planned ahead (a whole number of control periods)
-    knots: int = 4
+    horizon: float = 0.48  # seconds planned ahead (a whole number of control periods)
+    knots: int = 12  # one per control step of the horizon
     interpolation: str = "zero"  # zero: each knot held over its segment; linear: straight lines between knots
-    noise: float = 0.3  # the widest (and first) standard deviation of the knots
-    noise_min: float = 0.05  # the narrowest: the optimizer keeps exploring
+    noise: float = 0.5  # the widest (and first) standard deviation of the knots
+    noise_min: float = 0.5  # the narrowest: the optimizer keeps exploring
     replan_every: int = 1  # control steps between planning steps (the plan in between is played open loop)
     threads: int = 2  # rollout threads
     costs: CostConfig = dataclasses.field(default_factory=CostConfig)

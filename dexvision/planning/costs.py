@@ -31,7 +31,7 @@ class CostConfig:
 
     orientation: float = 1.0
     orientation_final: float = 2.0
-    position: float = 100.0
+    position: float = 30.0
     drop: float = 200.0
     velocity: float = 0.0
     effort: float = 0.0

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from dexvision.config import to_dict
 from dexvision.envs.episodes import summarize_episodes
-from dexvision.envs.task import BlockReorientEnv
+from dexvision.envs.task import BlockReorientEnv, evaluation_env
 from dexvision.planning.config import PlannerConfig
 from dexvision.planning.planner import Planner
 from dexvision.sim.rotations import quat_angle
@@ -84,8 +84,9 @@ def play_planner(planner: Planner, env: BlockReorientEnv, episodes: int, seed: i
                 if reached[i]:
                     goals.append({"start_angle": float(start_angle[i]), "steps": int(goal_steps[i]),
                                   "outcome": "success", "angle_left": float(left[i])})
-                if done[i] and (terminated[i] or not reached[i]):  # a drop, or the goal's time ran out
-                    goals.append({"start_angle": float(start_angle[i]), "steps": 0 if reached[i] else int(goal_steps[i]),
+                if done[i] and not reached[i]:  # a drop, or the goal's time ran out (a drop on a success step ends
+                    # the episode before its next goal began: the success is the goal's outcome)
+                    goals.append({"start_angle": float(start_angle[i]), "steps": int(goal_steps[i]),
                                   "outcome": "drop" if terminated[i] else "timeout", "angle_left": float(left[i])})
                 if reached[i] or done[i]:
                     goal_steps[i] = 0
@@ -106,7 +107,7 @@ def play_planner(planner: Planner, env: BlockReorientEnv, episodes: int, seed: i
 def evaluate_planner(cfg: PlannerConfig, episodes: int, *, seed: int = 12345, physics: str | None = None,
                      parallel: int = 1, progress: bool = True) -> dict:
     """The planner's summary over `episodes` full-task episodes (see the module docstring)."""
-    env_cfg = cfg.env if physics is None else dataclasses.replace(cfg.env, physics=physics)
+    env_cfg = evaluation_env(cfg.env if physics is None else dataclasses.replace(cfg.env, physics=physics))
     env = BlockReorientEnv(env_cfg, min(parallel, episodes))
     planner = Planner(cfg, env, seed=seed)
     start = time.perf_counter()

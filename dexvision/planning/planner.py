@@ -73,7 +73,8 @@ class Planner:
         self.nominal = load_scene(env.cfg.task, env.cfg.physics).model if cfg.model == "nominal" else None
         drop = env.cfg.drop_height if env.scene.task == "hand-block" else -np.inf
         self._drop_height = drop
-        seeds = np.random.SeedSequence(seed).spawn(env.num_envs)
+        # a stream of its own: the environments draw from SeedSequence(seed) itself
+        seeds = np.random.SeedSequence([seed, 0x504C414E]).spawn(env.num_envs)
         self.optimizers = [CrossEntropy(cfg.samples, cfg.elites, cfg.noise, cfg.noise_min, np.random.default_rng(s))
                            for s in seeds]
         self._queued: list[list[np.ndarray]] = [[] for _ in range(env.num_envs)]

@@ -105,6 +105,9 @@ class DaggerTrainer:
         check_dagger_config(cfg)
         self.cfg, self.dg = cfg, cfg.dagger
         self.planner_cfg = load_planner_config(cfg.planner)
+        if self.planner_cfg.replan_every != 1:
+            raise UserError(f"--planner {cfg.planner}: replan_every {self.planner_cfg.replan_every} plays plans open "
+                            "loop; a label must be the planner's answer to the state it labels (replan_every: 1)")
         if self.planner_cfg.env.task != cfg.task:
             log.info("the planner config's env section is not used: the run's env config is")
         out = Path(cfg.out) if cfg.out else Path("runs") / run_name(f"policy-{cfg.task}-state-dagger")
@@ -203,7 +206,8 @@ class DaggerTrainer:
         planner_played = 0
         for _ in range(self.cfg.rollout):
             inputs = {k: self.obs[k] for k in self.policy_cfg.policy_inputs}
-            self.model.observe(obs_tensors(inputs, self.device))
+            seen = {**self.policy_cfg.policy_inputs, **self.policy_cfg.value_inputs}  # what the normalizer tracks
+            self.model.observe(obs_tensors({k: self.obs[k] for k in seen if k in self.obs}, self.device))
             label = self.planner.act(self.env)
             own = self.rng.random(self.cfg.num_envs) < self.mix()
             actions = np.where(own[:, None], label, self._student_actions())

@@ -7,7 +7,7 @@
   that samples transitions and, with probability k / (k + 1), replaces a transition's
   goal by an orientation its episode reached later ('future' relabelling, Andrychowicz et
   al. 2017); the goal-dependent inputs are recomputed for the new goal by a function the
-  caller gives (`dexvision.envs.task.goal_observation` for this project's environments);
+  caller gives (`dexvision.envs.rules.goal_observation` for this project's environments);
 - `TwinQ`: two Q networks over the normalized inputs and the action;
 - `sac_update`: one gradient step of the critics, the actor and the entropy temperature,
   then Polyak averaging of the target critics.

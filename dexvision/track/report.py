@@ -292,8 +292,8 @@ def read_baseline(baseline: Path) -> list[dict]:
             raise UserError(f"{where} is not an object (it needs a metric, a value and a run or run_set)")
         if not isinstance(c.get("metric"), str) or not c["metric"]:
             raise UserError(f"{where} has no 'metric' (a dotted path such as evaluation.median_successes)")
-        if not isinstance(c.get("run", c.get("run_set")), str):
-            raise UserError(f"{where} names no 'run' or 'run_set'")
+        if not isinstance(c["run_set"] if "run_set" in c else c.get("run"), str):  # the order _checked reads them
+            raise UserError(f"{where} names no 'run' or 'run_set' (a string)")
         if not _number(c.get("value")) or not math.isfinite(c["value"]):
             raise UserError(f"{where} ({c['metric']}): 'value' must be a number, got {json.dumps(c.get('value'))}")
         tol = c.get("tolerance", 0.0)
@@ -330,7 +330,7 @@ def save_baseline(exp: Experiment, path: Path, tolerance: float) -> int:
             {"run_set": name} for name in dict.fromkeys(r.run_set for r in runs if r.seed is not None)]
         for key in keys:
             _, value = _checked(runs, {**key, "metric": metric})
-            if value is not None:
+            if value is not None and math.isfinite(value):
                 checks.append({**key, "metric": metric, "value": value,
                                "tolerance": round(abs(value) * tolerance, 4), "higher_is_better": higher})
     if not checks:

@@ -21,7 +21,9 @@ def read_error_cause(e: BaseException) -> str:
     """What a reading error says, in words: the last line of a DataLoader worker's traceback, the text parts of
     an exception whose args webdataset extended with its stream and URL (never a Python tuple or object repr)."""
     args = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], tuple) else e.args
-    if len(args) > 1:
+    if isinstance(e, OSError) and e.strerror:  # errno and strerror are its first args; str() adds the file name
+        text = "; ".join([str(e)] + [str(a) for a in args[2:] if isinstance(a, (str, Path)) and str(a).strip()])
+    elif len(args) > 1:
         text = "; ".join(str(a) for a in args if isinstance(a, (str, int, float, Path)) and str(a).strip())
     else:
         text = str(e)
