@@ -10,6 +10,10 @@ control steps it took.
     python benchmarks/planner.py run --config configs/planner/hand.yaml --episodes 10 --seed 2026 \\
         --set model=nominal --out out/planner/nominal.json
     python benchmarks/planner.py figure out/planner/episode.json out/planner/nominal.json --png docs/planner-goals.png
+
+`run` rewrites its JSON after every episode (`finished: false` until the last): a run stopped early keeps the
+episodes it finished. `figure` pools several runs (other seeds) given as one argument `NAME=A.json,B.json`,
+and `pool` prints the pooled figures of such a set.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import sys
 from pathlib import Path
 
 from dexvision.errors import UserError, cli
+from dexvision.files import atomic_write
 from dexvision.planning.config import load_planner_config
-from dexvision.planning.evaluate import ANGLE_BINS, evaluate_planner, wilson_interval
+from dexvision.envs.episodes import summarize_episodes
+from dexvision.planning.evaluate import ANGLE_BINS, evaluate_planner, summarize_goals, wilson_interval
+from dexvision.version import git_sha
 
 OUTCOME_STYLE = {"success": ("tab:green", "o", "reached"), "timeout": ("tab:orange", "x", "timed out"),
                  "drop": ("tab:red", "v", "dropped")}
@@ -29,16 +36,47 @@ OUTCOME_STYLE = {"success": ("tab:green", "o", "reached"), "timeout": ("tab:oran
 
 def run(args) -> None:
     cfg = load_planner_config(args.config, args.set)
-    summary = evaluate_planner(cfg, args.episodes, seed=args.seed, physics=args.physics)
-    summary["planner_config_file"] = args.config
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=1) + "\n")
+
+    def write(summary: dict, final: bool = False) -> None:  # after every episode: a stopped run keeps its episodes
+        summary.update(planner_config_file=args.config, git_sha=git_sha(), finished=final,
+                       episodes_asked=args.episodes)
+        atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(summary, indent=1) + "\n"))
+
+    summary = evaluate_planner(cfg, args.episodes, seed=args.seed, physics=args.physics, on_episode=write)
+    write(summary, final=True)
+    print(f"{args.out}: {line(summary)}")
+
+
+def line(summary: dict) -> str:
     low, high = summary["per_goal_p_ci95"]
-    print(f"{args.out}: {summary['episodes']} episodes, successes mean {summary['mean_successes']:.1f} median "
-          f"{summary['median_successes']:g}; p {summary['per_goal_p']:.3f} [{low:.3f}, {high:.3f}] over "
-          f"{summary['goals']} goals; drops/goal {summary['drops_per_goal']:.3f}, timeouts/goal "
-          f"{summary['timeouts_per_goal']:.3f}; steps/success {summary['steps_per_success']:.1f}; "
-          f"{summary['decisions_per_s']:.1f} decisions/s")
+    steps = summary["steps_per_success"]
+    return (f"{summary['episodes']} episodes, successes mean {summary['mean_successes']:.1f} median "
+            f"{summary['median_successes']:g}; p {summary['per_goal_p']:.3f} [{low:.3f}, {high:.3f}] over "
+            f"{summary['goals']} goals; drops/goal {summary['drops_per_goal']:.3f}, timeouts/goal "
+            f"{summary['timeouts_per_goal']:.3f}; steps/success {'-' if steps is None else f'{steps:.1f}'}; "
+            f"{summary['decisions_per_s']:.1f} decisions/s")
+
+
+def load_set(arg: str) -> tuple[str, dict]:
+    """`NAME=A.json,B.json` (pooled) or one `A.json`: (name, a summary over all their episodes and goals)."""
+    name, sep, files = arg.partition("=")
+    paths = [Path(f) for f in (files if sep else arg).split(",")]
+    name = name if sep else paths[0].stem
+    results, goals, rates = [], [], []
+    for p in paths:
+        if not p.is_file():
+            raise UserError(f"{p} not found (write it with: python benchmarks/planner.py run ... --out {p})")
+        data = json.loads(p.read_text())
+        if "goal_records" not in data:
+            raise UserError(f"{p} holds no goal records: it is not a planner evaluation")
+        results += [{"successes": s, "return": 0.0, "dropped": False} for s in data["successes"]]
+        goals += data["goal_records"]
+        rates.append(data["decisions_per_s"])
+    summary = summarize_episodes(results)
+    summary.update(summarize_goals(goals), goal_records=goals, decisions_per_s=sum(rates) / len(rates),
+                   successes=[r["successes"] for r in results])
+    return name, summary
 
 
 def figure(args) -> None:
@@ -47,15 +85,7 @@ def figure(args) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    runs = []
-    for path in args.runs:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"{p} not found (write it with: python benchmarks/planner.py run ... --out {p})")
-        data = json.loads(p.read_text())
-        if "goal_records" not in data:
-            raise UserError(f"{p} holds no goal records: it is not a planner evaluation")
-        runs.append((p.stem, data))
+    runs = [load_set(arg) for arg in args.runs]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     mids = [(lo + min(hi, 3.1416)) / 2 for lo, hi in zip(ANGLE_BINS[:-1], ANGLE_BINS[1:])]
     for k, (name, data) in enumerate(runs):
@@ -103,8 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("figure")
     f.add_argument("runs", nargs="+")
     f.add_argument("--png", default="docs/planner-goals.png")
+    q = sub.add_parser("pool")
+    q.add_argument("runs", nargs="+")
     args = p.parse_args(argv)
-    run(args) if args.part == "run" else figure(args)
+    if args.part == "run":
+        run(args)
+    elif args.part == "figure":
+        figure(args)
+    else:
+        for arg in args.runs:
+            name, summary = load_set(arg)
+            print(f"{name}: {line(summary)}")
     return 0
 
 

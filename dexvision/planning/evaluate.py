@@ -13,6 +13,7 @@ import dataclasses
 import math
 import statistics
 import time
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -59,9 +60,10 @@ def summarize_goals(goals: list[dict]) -> dict:
     }
 
 
-def play_planner(planner: Planner, env: BlockReorientEnv, episodes: int, seed: int,
-                 progress: bool = True) -> tuple[list[dict], list[dict]]:
-    """Play `episodes` whole episodes; (one dict per episode, one per attempted goal)."""
+def play_planner(planner: Planner, env: BlockReorientEnv, episodes: int, seed: int, progress: bool = True,
+                 on_episode: Callable[[list[dict], list[dict]], None] | None = None) -> tuple[list[dict], list[dict]]:
+    """Play `episodes` whole episodes; (one dict per episode, one per attempted goal). `on_episode(results,
+    goals)` is called after each episode ends (a long evaluation can keep what it has so far)."""
     n = env.num_envs
     quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
     env.reset(seed=seed)
@@ -97,6 +99,8 @@ def play_planner(planner: Planner, env: BlockReorientEnv, episodes: int, seed: i
                                     "return": float(info["episode_return"][i]),
                                     "length": int(info["episode_length"][i]), "dropped": bool(info["dropped"][i])})
                     bar.update(1)
+                    if on_episode is not None:
+                        on_episode(results, goals)
             bar.set_postfix(goals=len(goals), reached=sum(g["outcome"] == "success" for g in goals))
             planner.episodes_ended(done)
     finally:
@@ -105,22 +109,28 @@ def play_planner(planner: Planner, env: BlockReorientEnv, episodes: int, seed: i
 
 
 def evaluate_planner(cfg: PlannerConfig, episodes: int, *, seed: int = 12345, physics: str | None = None,
-                     parallel: int = 1, progress: bool = True) -> dict:
-    """The planner's summary over `episodes` full-task episodes (see the module docstring)."""
+                     parallel: int = 1, progress: bool = True, on_episode: Callable[[dict], None] | None = None) -> dict:
+    """The planner's summary over `episodes` full-task episodes (see the module docstring); `on_episode(summary)`
+    gets the summary of the episodes played so far after each one."""
     env_cfg = evaluation_env(cfg.env if physics is None else dataclasses.replace(cfg.env, physics=physics))
     env = BlockReorientEnv(env_cfg, min(parallel, episodes))
     planner = Planner(cfg, env, seed=seed)
     start = time.perf_counter()
+
+    def summary_of(results: list[dict], goals: list[dict]) -> dict:
+        summary = summarize_episodes(results)
+        summary.update(summarize_goals(goals))
+        summary.update(planner="cem" if cfg.elites > 1 else "predictive-sampling", task=env_cfg.task, obs="state",
+                       physics=env_cfg.physics, planner_model=cfg.model, greedy=True, seed=seed,
+                       goal_max_angle=math.pi, decisions_per_s=planner.decisions / max(planner.planning_time, 1e-9),
+                       wall_time_s=time.perf_counter() - start, successes=[r["successes"] for r in results],
+                       planner_config=to_dict(cfg), goal_records=list(goals))
+        return summary
+
+    partial = (lambda results, goals: on_episode(summary_of(results, goals))) if on_episode else None
     try:
-        results, goals = play_planner(planner, env, episodes, seed, progress)
+        results, goals = play_planner(planner, env, episodes, seed, progress, partial)
+        return summary_of(results, goals)
     finally:
         planner.close()
         env.close()
-    summary = summarize_episodes(results)
-    summary.update(summarize_goals(goals))
-    summary.update(planner="cem" if cfg.elites > 1 else "predictive-sampling", task=env_cfg.task, obs="state",
-                   physics=env_cfg.physics, planner_model=cfg.model, greedy=True, seed=seed,
-                   goal_max_angle=math.pi, decisions_per_s=planner.decisions / max(planner.planning_time, 1e-9),
-                   wall_time_s=time.perf_counter() - start, successes=[r["successes"] for r in results],
-                   planner_config=to_dict(cfg), goal_records=goals)
-    return summary
