@@ -11,6 +11,11 @@ control steps it took.
         --set model=nominal --out out/planner/nominal.json
     python benchmarks/planner.py figure out/planner/episode.json out/planner/nominal.json --png docs/planner-goals.png
 
+`tune` plays the tuning seeds (100 and up, one episode each, planner seed 1) with each setting until at least
+`--goals` goals were attempted, one JSON line per setting (a setting is a quoted list of --set overrides):
+
+    python benchmarks/planner.py tune --goals 40 "noise=0.5 noise_min=0.5" "samples=32" --out out/planner/tune.jsonl
+
 `run` rewrites its JSON after every episode (`finished: false` until the last): a run stopped early keeps the
 episodes it finished. `figure` pools several runs (other seeds) given as one argument `NAME=A.json,B.json`,
 and `pool` prints the pooled figures of such a set.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from dexvision.errors import UserError, cli
@@ -46,6 +52,36 @@ def run(args) -> None:
     summary = evaluate_planner(cfg, args.episodes, seed=args.seed, physics=args.physics, on_episode=write)
     write(summary, final=True)
     print(f"{args.out}: {line(summary)}")
+
+
+def tune(args) -> None:
+    from dexvision.envs.task import BlockReorientEnv  # noqa: PLC0415
+    from dexvision.planning.evaluate import play_planner  # noqa: PLC0415
+    from dexvision.planning.planner import Planner  # noqa: PLC0415
+
+    for setting in args.settings:
+        cfg = load_planner_config(args.config, setting.split())
+        env = BlockReorientEnv(cfg.env, 1)
+        planner = Planner(cfg, env, seed=1)
+        start, goals, episodes, seed = time.perf_counter(), [], [], 100
+        try:
+            while len(goals) < args.goals:
+                results, more = play_planner(planner, env, 1, seed, progress=False)
+                goals += more
+                episodes += [r["successes"] for r in results]
+                seed += 1
+        finally:
+            planner.close()
+            env.close()
+        s = summarize_goals(goals)
+        record = {"sets": setting.split(), "p": round(s["per_goal_p"], 3), "goals": s["goals"],
+                  "drops": round(s["drops_per_goal"], 3), "timeouts": round(s["timeouts_per_goal"], 3),
+                  "steps_per_success": s["steps_per_success"], "angle_left": s["median_angle_left_at_timeout"],
+                  "dec_s": round(planner.decisions / max(planner.planning_time, 1e-9), 1),
+                  "wall": round(time.perf_counter() - start), "episodes": episodes, "git_sha": git_sha()}
+        print(json.dumps(record), flush=True)
+        with open(args.out, "a") as f:
+            f.write(json.dumps(record) + "\n")
 
 
 def line(summary: dict) -> str:
@@ -133,11 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("figure")
     f.add_argument("runs", nargs="+")
     f.add_argument("--png", default="docs/planner-goals.png")
+    t = sub.add_parser("tune")
+    t.add_argument("settings", nargs="+", help="each a quoted list of overrides, e.g. \"samples=32 noise=0.5\"")
+    t.add_argument("--config", default="configs/planner/hand.yaml")
+    t.add_argument("--goals", type=int, default=40)
+    t.add_argument("--out", required=True)
     q = sub.add_parser("pool")
     q.add_argument("runs", nargs="+")
     args = p.parse_args(argv)
     if args.part == "run":
         run(args)
+    elif args.part == "tune":
+        tune(args)
     elif args.part == "figure":
         figure(args)
     else:
