@@ -639,3 +639,13 @@ def test_resuming_a_checkpoint_from_a_version_with_other_config_keys_says_so(tmp
     assert train.main(["--out", str(run), "--resume", "--steps", "80"]) == 2
     one_error_line(capsys.readouterr().err, "written by another version of dexvision (git abcdef123456)",
                    "'warp_drive'")
+
+
+@pytest.mark.parametrize("key", ["seed", "base"])
+def test_an_experiment_run_that_sets_an_internal_key_is_refused(key, tmp_path, capsys):
+    from dexvision.track import launch  # noqa: PLC0415
+
+    path = experiment(tmp_path, setup=[], sections=[],
+                      run_sets=[{"name": "a", "color": "#1f77b4", "runs": [{"name": "a1", key: 3}]}])
+    assert launch.main([str(path), "--dry-run"]) == 2
+    one_error_line(capsys.readouterr().err, f"run 'a1' sets '{key}', which run-experiment sets itself")

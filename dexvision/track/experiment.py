@@ -252,10 +252,29 @@ def _expand_seeds(exp: Experiment, where: str) -> None:
                         for run in run_set.runs for seed in seeds]
 
 
+INTERNAL_RUN_KEYS = ("seed", "base")  # RunSpec fields that seed expansion sets, never a file
+
+
+def _refuse_internal_keys(data: dict, where: str) -> None:
+    """A run that sets a field run-experiment itself fills in is refused in one line naming it."""
+    runs = [("setup", r) for r in data.get("setup") or [] if isinstance(r, dict)]
+    for run_set in data.get("run_sets") or []:
+        if isinstance(run_set, dict):
+            runs += [(f"run set '{run_set.get('name', '?')}'", r) for r in run_set.get("runs") or [] if isinstance(r, dict)]
+    for place, run in runs:
+        for key in INTERNAL_RUN_KEYS:
+            if key in run:
+                hint = ("give the run set seeds: [...] (or the run args: {seed: N})" if key == "seed"
+                        else "drop it")
+                raise ConfigError(f"{where}: {place}: run '{run.get('name', '?')}' sets '{key}', which run-experiment "
+                                  f"sets itself: {hint}")
+
+
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment file; every mistake ends in one line naming the field."""
     path = Path(path)
     data = read_yaml(path)
+    _refuse_internal_keys(data, path.name)
     exp = from_dict(Experiment, data, where="")
     exp.path = str(path)
     if not exp.runs_dir:
