@@ -180,9 +180,6 @@ class VisionTrainer:
         if not cfg.follow:
             self.train_urls, self.val_urls, data = split_shards(cfg.data, cfg.val_data, cfg.val_fraction)
         self.scaffold = Scaffold(Path(cfg.out) if cfg.out else default_run_dir(cfg), resume)
-        if not cfg.follow and cfg.batch_size > data["identity"]["train_samples"]:  # (after --out's own checks)
-            raise UserError(f"--batch-size {cfg.batch_size} is larger than the {data['identity']['train_samples']} "
-                            f"training samples of {cfg.data}: render more, or a smaller --batch-size")
         self.follow = FollowData(cfg, self.scaffold.rank, self.scaffold.world) if cfg.follow else None  # waits
         if self.follow:
             data = {"identity": self.follow.identity, "spec": self.follow.watcher.spec}
@@ -195,6 +192,9 @@ class VisionTrainer:
         if cfg.head == "keypoints" and self.model_cfg.num_cameras < 2:
             raise UserError(f"the keypoint head triangulates the block from two or more calibrated cameras; {cfg.data} "
                             "has 1 per sample (use head=direct)")
+        if not cfg.follow and cfg.batch_size > self.data_identity["train_samples"]:  # (after --out's and the data's checks)
+            raise UserError(f"--batch-size {cfg.batch_size} is larger than the {self.data_identity['train_samples']} "
+                            f"training samples of {cfg.data}: render more, or a smaller --batch-size")
         with seeded(cfg.seed + self.rank):
             self.model = PoseNet(self.model_cfg).to(self.device)
         if self.device.type == "cuda":
