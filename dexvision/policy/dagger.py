@@ -38,7 +38,7 @@ from dexvision.planning.config import load_planner_config
 from dexvision.planning.planner import Planner
 from dexvision.policy.checkpoint import load_policy_checkpoint, save_policy
 from dexvision.policy.config import TrainPolicyConfig
-from dexvision.policy.loop import EpisodeStats, log_when_due
+from dexvision.policy.loop import EpisodeStats, log_closing, log_when_due
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.track.run import run_name
 from dexvision.trainer import Scaffold, seeded
@@ -291,8 +291,6 @@ class DaggerTrainer:
             "physics": self.env_cfg.physics, "planner": cfg.planner, "checkpoint": str(self.scaffold.ckpt_path),
             "time_shares": {}, "last_metrics": metrics,
         }
-        closing = {**{f"eval/{k}": v for k, v in final.items()}, "perf/wall_time_s": wall,
-                   "charts/frames": self.frames, "charts/optimizer_steps": self.optimizer_steps}
-        self.tracker.log(self.frames, closing, with_system=False)
+        log_closing(self, final, wall)
         self.scaffold.finish(result, self.tracker)
         return result

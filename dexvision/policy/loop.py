@@ -166,3 +166,13 @@ def log_when_due(trainer, metrics: dict, last: dict) -> None:
         metrics["perf/wall_time_s"] = trainer.scaffold.wall_time
         trainer.tracker.log(trainer.frames, metrics)
         last["log"] = now
+
+
+def log_closing(trainer, final: dict, wall: float) -> None:
+    """What every train-policy trainer logs last, on rank 0: the final evaluation (eval/*), the wall time and
+    the counters, at its last frame (no system metrics)."""
+    if trainer.tracker is None:
+        return
+    closing = {**{f"eval/{k}": v for k, v in final.items()}, "perf/wall_time_s": wall,
+               "charts/frames": trainer.frames, "charts/optimizer_steps": trainer.optimizer_steps}
+    trainer.tracker.log(trainer.frames, closing, with_system=False)

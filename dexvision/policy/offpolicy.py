@@ -39,7 +39,7 @@ from dexvision.policy.config import TrainPolicyConfig
 from dexvision.envs.episodes import MAX_PARALLEL, obs_tensors, run_episodes, summarize_episodes
 from dexvision.envs.rules import goal_observation
 from dexvision.envs.task import GOAL_KEYS, BlockReorientEnv, evaluation_env, state_keys
-from dexvision.policy.loop import EpisodeStats, log_when_due
+from dexvision.policy.loop import EpisodeStats, log_closing, log_when_due
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.policy.sac import RELABELLED_REWARDS, GoalReward, HerBuffer, SacLearner
 from dexvision.envs.workers import make_env, resolve_env_workers
@@ -274,8 +274,6 @@ class SacTrainer:
             "physics": self.env_cfg.physics, "env_workers": self.env_workers,
             "checkpoint": str(self.scaffold.ckpt_path), "time_shares": shares, "last_metrics": metrics,
         }
-        closing = {**{f"eval/{k}": v for k, v in final.items()}, "perf/wall_time_s": wall,
-                   "charts/frames": self.frames, "charts/optimizer_steps": self.optimizer_steps}
-        self.tracker.log(self.frames, closing, with_system=False)
+        log_closing(self, final, wall)
         self.scaffold.finish(result, self.tracker)
         return result

@@ -35,7 +35,7 @@ from dexvision.policy.checkpoint import load_for_resume, load_policy_checkpoint,
 from dexvision.policy.config import TrainPolicyConfig
 from dexvision.envs.curriculum import Curriculum
 from dexvision.envs.episodes import MAX_PARALLEL, run_episodes, summarize_episodes
-from dexvision.policy.loop import Collector, EpisodeStats, log_when_due
+from dexvision.policy.loop import Collector, EpisodeStats, log_closing, log_when_due
 from dexvision.policy.model import ActorCritic, PolicyConfig, policy_config_for
 from dexvision.envs.task import BlockReorientEnv, evaluation_env, state_keys
 from dexvision.policy.ppo import NoiseScale, RewardScaler, bc_loss, compute_gae, ppo_loss, update
@@ -359,10 +359,7 @@ class PolicyTrainer:
             "curriculum": self.curriculum.state_dict(), "checkpoint": str(self.scaffold.ckpt_path),
             "time_shares": self.time_shares(), "last_metrics": metrics,
         }
-        if self.tracker is not None:
-            closing = {**{f"eval/{k}": v for k, v in final.items()}, "perf/wall_time_s": wall,
-                       "charts/frames": self.frames, "charts/optimizer_steps": self.optimizer_steps}
-            self.tracker.log(self.frames, closing, with_system=False)
+        log_closing(self, final, wall)
         self.scaffold.finish(result, self.tracker)
         return result
 
