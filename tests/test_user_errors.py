@@ -649,3 +649,15 @@ def test_an_experiment_run_that_sets_an_internal_key_is_refused(key, tmp_path, c
                       run_sets=[{"name": "a", "color": "#1f77b4", "runs": [{"name": "a1", key: 3}]}])
     assert launch.main([str(path), "--dry-run"]) == 2
     one_error_line(capsys.readouterr().err, f"run 'a1' sets '{key}', which run-experiment sets itself")
+
+
+def test_a_render_worker_count_for_a_state_policy_is_warned_about_once(tmp_path, capsys, caplog):
+    from dexvision.policy import train  # noqa: PLC0415
+
+    args = train.build_parser().parse_args([*TP[2:], "--set", "render_workers=2", "--out", str(tmp_path / "r")])
+    with caplog.at_level("WARNING"):
+        cfg, _ = train.config_from_args(args)
+    assert cfg.obs == "state"
+    warned = [r.getMessage() for r in caplog.records if "render_workers" in r.getMessage()]
+    assert warned == ["render_workers=2 is read by --obs pixels only; this run observes state: it is ignored"]
+    assert not (tmp_path / "r").exists()

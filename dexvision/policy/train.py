@@ -414,6 +414,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainPolicyConfig, list[
             check_flag_agrees(args.set, flag, "--" + flag.replace("_", "-"), count)
             overrides.append(f"{flag}={count}")
     cfg = load_config(TrainPolicyConfig, args.config, overrides)
+    if cfg.obs != "pixels" and cfg.render_workers != -1:  # a shared config may set it for its pixel runs: a warning
+        log.warning("render_workers=%d is read by --obs pixels only; this run observes %s: it is ignored",
+                    cfg.render_workers, cfg.obs)
     if args.image_size is not None and cfg.obs != "pixels":
         raise UserError(f"--image-size sets the images of --obs pixels; this run observes {cfg.obs} (drop it, or "
                         "add --obs pixels)")
