@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from dexvision.errors import UserError, cli
 from dexvision.files import atomic_write
 from dexvision.planning.config import load_planner_config
@@ -63,7 +65,22 @@ def tune(args) -> None:
         cfg = load_planner_config(args.config, setting.split())
         env = BlockReorientEnv(cfg.env, 1)
         planner = Planner(cfg, env, seed=1)
+        # --average K: K planners (own seeds, own plans) decide at each state and the mean of their commands is
+        # played: what a network that regresses the planner's labels would learn to do (their conditional mean)
+        others = [Planner(cfg, env, seed=1 + k) for k in range(1, args.average)]
         start, goals, episodes, seed = time.perf_counter(), [], [], 100
+        played: list[np.ndarray] = []  # the commands played: how far one step's command is from the last one's
+        act, ended = planner.act, planner.episodes_ended
+
+        def averaged(e):
+            played.append(np.mean([np.asarray(a(e), float) for a in [act, *(p.act for p in others)]], axis=0))
+            return played[-1]
+
+        def episodes_ended(done):
+            for end in [ended, *(p.episodes_ended for p in others)]:
+                end(done)
+
+        planner.act, planner.episodes_ended = averaged, episodes_ended
         try:
             while len(goals) < args.goals:
                 results, more = play_planner(planner, env, 1, seed, progress=False)
@@ -71,14 +88,16 @@ def tune(args) -> None:
                 episodes += [r["successes"] for r in results]
                 seed += 1
         finally:
-            planner.close()
+            for p in [planner, *others]:
+                p.close()
             env.close()
         s = summarize_goals(goals)
-        record = {"sets": setting.split(), "p": round(s["per_goal_p"], 3), "goals": s["goals"],
+        record = {"sets": setting.split(), "average": args.average, "p": round(s["per_goal_p"], 3), "goals": s["goals"],
                   "drops": round(s["drops_per_goal"], 3), "timeouts": round(s["timeouts_per_goal"], 3),
                   "steps_per_success": s["steps_per_success"], "angle_left": s["median_angle_left_at_timeout"],
                   "dec_s": round(planner.decisions / max(planner.planning_time, 1e-9), 1),
-                  "wall": round(time.perf_counter() - start), "episodes": episodes, "git_sha": git_sha()}
+                  "wall": round(time.perf_counter() - start), "episodes": episodes, "git_sha": git_sha(),
+                  "command_change": round(float(np.abs(np.diff(np.stack(played), axis=0)).mean()), 3)}
         print(json.dumps(record), flush=True)
         with open(args.out, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -173,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("settings", nargs="+", help="each a quoted list of overrides, e.g. \"samples=32 noise=0.5\"")
     t.add_argument("--config", default="configs/planner/hand.yaml")
     t.add_argument("--goals", type=int, default=40)
+    t.add_argument("--average", type=int, default=1, help="play the mean command of this many planners")
     t.add_argument("--out", required=True)
     q = sub.add_parser("pool")
     q.add_argument("runs", nargs="+")

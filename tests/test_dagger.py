@@ -10,7 +10,7 @@ from conftest import one_error_line
 from dexvision.policy import evaluate, train
 
 # a gimbal-block distillation that takes seconds: 2 environments, 8 steps a rollout, a planner of 8 samples
-TINY_DAGGER = ["--task", "gimbal-block", "--algo", "dagger", "--planner", "configs/planner/hand.yaml",
+TINY_DAGGER = ["--task", "gimbal-block", "--algo", "dagger", "--planner", "configs/planner/gimbal.yaml",
                "--set", "core=mlp", "--set", "env.action_type=continuous", "--set", "num_envs=2", "--set", "rollout=8",
                "--set", "dagger.updates=4", "--set", "dagger.batch_size=16", "--set", "dagger.mix_frames=16",
                "--set", "eval_episodes=1", "--set", "env.max_successes=2", "--set", "env.goal_timeout=10",
@@ -58,13 +58,15 @@ def test_resume_without_its_aggregate_is_refused(dagger_run, tmp_path, capsys):
     (["--algo", "dagger"], "--algo dagger needs --planner"),
     (["--algo", "ppo", "--planner", "configs/planner/hand.yaml"], "--planner labels states for --algo dagger only"),
     (["--algo", "dagger", "--planner", "configs/planner/hand.yaml"], "needs core: mlp"),
-    (["--algo", "dagger", "--planner", "configs/planner/hand.yaml", "--set", "core=mlp"],
+    (["--algo", "dagger", "--planner", "configs/planner/gimbal.yaml", "--set", "core=mlp"],
      "absolute continuous commands"),
-    (["--algo", "dagger", "--planner", "configs/planner/hand.yaml", "--obs", "pixels", "--set", "core=mlp"],
+    (["--algo", "dagger", "--planner", "configs/planner/gimbal.yaml", "--obs", "pixels", "--set", "core=mlp"],
      "needs --obs state"),
     (["--algo", "dagger", "--planner", "no/such.yaml", "--set", "core=mlp", "--set", "env.action_type=continuous"],
      "config file not found: no/such.yaml"),
     (["--algo", "ppo", "--set", "dagger.updates=3"], "dagger.updates is used by --algo dagger only"),
+    (["--algo", "dagger", "--planner", "configs/planner/hand.yaml", "--set", "core=mlp", "--set",
+      "env.action_type=continuous"], "plans hand-block (its env.task) and this run's task is gimbal-block"),
 ])
 def test_bad_dagger_runs_end_in_one_line(sets, expected, tmp_path, capsys):
     assert train.main(["--task", "gimbal-block", *sets, "--out", str(tmp_path / "run")]) == 2

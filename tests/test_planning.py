@@ -136,6 +136,8 @@ def test_evaluate_policy_plays_the_planner(tmp_path, capsys):
     (["costs.grip=1"], "unknown config key 'costs.grip'"),
     (["obs=pixels"], "obs must be one of state"),
     (["env.action_mode=relative"], "absolute continuous targets"),
+    (["knots=50"], "knots 50 exceed the horizon's 12 control steps"),
+    (["replan_every=20"], "replan_every 20 is past the horizon's 12 control steps"),
 ])
 def test_bad_planner_configs_end_in_one_line(sets, expected, capsys):
     argv = ["--planner", "configs/planner/hand.yaml", "--episodes", "1"]

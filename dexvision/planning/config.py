@@ -82,4 +82,7 @@ def load_planner_config(path: str | Path | None, overrides: list[str] = ()) -> P
     cfg.steps()
     if cfg.replan_every > cfg.steps():
         raise ConfigError(f"replan_every {cfg.replan_every} is past the horizon's {cfg.steps()} control steps")
+    if cfg.knots > cfg.steps():
+        raise ConfigError(f"knots {cfg.knots} exceed the horizon's {cfg.steps()} control steps (at most one knot "
+                          "per control step: lengthen the horizon or use fewer knots)")
     return cfg

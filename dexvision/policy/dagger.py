@@ -108,8 +108,9 @@ class DaggerTrainer:
         if self.planner_cfg.replan_every != 1:
             raise UserError(f"--planner {cfg.planner}: replan_every {self.planner_cfg.replan_every} plays plans open "
                             "loop; a label must be the planner's answer to the state it labels (replan_every: 1)")
-        if self.planner_cfg.env.task != cfg.task:
-            log.info("the planner config's env section is not used: the run's env config is")
+        if self.planner_cfg.env.task != cfg.task:  # its costs and noise were chosen for its own task
+            raise UserError(f"--planner {cfg.planner} plans {self.planner_cfg.env.task} (its env.task) and this run's "
+                            f"task is {cfg.task}: give a planner config for {cfg.task}")
         out = Path(cfg.out) if cfg.out else Path("runs") / run_name(f"policy-{cfg.task}-state-dagger")
         self.scaffold = Scaffold(out, resume)
         if self.scaffold.world > 1:
