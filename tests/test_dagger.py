@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import one_error_line
 from dexvision.policy import evaluate, train
@@ -44,6 +45,31 @@ def test_a_distilled_checkpoint_is_a_teacher(dagger_run, tmp_path):
     assert train.main(student) == 0
 
 
+def test_a_discrete_distillation_learns_the_labels_bins(tmp_path):
+    """With discrete actions the network learns the labels' bins by cross-entropy (its greedy action is their
+    most frequent bin; 4x chance here), and its checkpoint is a discrete teacher like a PPO one."""
+    from dexvision.planning.planner import command_bins  # noqa: PLC0415
+    from dexvision.policy.checkpoint import load_policy_checkpoint  # noqa: PLC0415
+    from dexvision.policy.model import ActorCritic, PolicyConfig  # noqa: PLC0415
+
+    run = tmp_path / "run"
+    i = TINY_DAGGER.index("env.action_type=continuous")
+    tiny = TINY_DAGGER[:i - 1] + TINY_DAGGER[i + 1:]  # the gimbal's own discrete actions
+    assert train.main([*tiny, "--steps", "32", "--set", "dagger.updates=100", "--set", "lr=0.003",
+                       "--out", str(run)]) == 0
+    ckpt = load_policy_checkpoint(run / "checkpoint.pt")
+    cfg = PolicyConfig(**ckpt["policy_config"])
+    assert cfg.action_dist == "categorical" and cfg.action_bins == 11
+    model = ActorCritic(cfg)
+    model.load_state_dict(ckpt["model"])
+    data = np.load(run / "aggregate.npz")
+    obs = {k: torch.from_numpy(data[f"obs_{k}"]) for k in cfg.policy_inputs}
+    with torch.no_grad():
+        greedy = model.policy_params(obs).argmax(-1).numpy()
+    agree = (greedy == command_bins(data["labels"], 11)).mean()
+    assert agree > 0.35, f"the network's greedy bins match {agree:.0%} of its 32 labels' bins"
+
+
 def test_resume_without_its_aggregate_is_refused(dagger_run, tmp_path, capsys):
     import shutil  # noqa: PLC0415
 
@@ -58,8 +84,10 @@ def test_resume_without_its_aggregate_is_refused(dagger_run, tmp_path, capsys):
     (["--algo", "dagger"], "--algo dagger needs --planner"),
     (["--algo", "ppo", "--planner", "configs/planner/hand.yaml"], "--planner labels states for --algo dagger only"),
     (["--algo", "dagger", "--planner", "configs/planner/hand.yaml"], "needs core: mlp"),
-    (["--algo", "dagger", "--planner", "configs/planner/gimbal.yaml", "--set", "core=mlp"],
-     "absolute continuous commands"),
+    (["--algo", "dagger", "--planner", "configs/planner/gimbal.yaml", "--set", "core=mlp", "--set",
+      "env.action_mode=relative"], "clones the planner's absolute commands"),
+    (["--algo", "dagger", "--planner", "configs/planner/gimbal.yaml", "--set", "core=mlp", "--set",
+      "dagger.action_noise=0.1"], "with env.action_type=discrete set it to 0"),
     (["--algo", "dagger", "--planner", "configs/planner/gimbal.yaml", "--obs", "pixels", "--set", "core=mlp"],
      "needs --obs state"),
     (["--algo", "dagger", "--planner", "no/such.yaml", "--set", "core=mlp", "--set", "env.action_type=continuous"],

@@ -57,14 +57,19 @@ class _Layout:
                           controls=controls, previous=previous)
 
 
+def command_bins(commands: np.ndarray, bins: int) -> np.ndarray:
+    """Absolute commands in [-1, 1] as the nearest of a discrete environment's `bins` bins per actuator."""
+    return np.rint((np.clip(commands, -1.0, 1.0) + 1.0) / 2.0 * (bins - 1)).astype(np.int64)
+
+
 class Planner:
     """Sampling-based MPC over the environments of `env` (in this process: it reads their simulations)."""
 
     def __init__(self, cfg: PlannerConfig, env: BlockReorientEnv, seed: int = 0):
         if not isinstance(env, BlockReorientEnv):
             raise TypeError("the planner reads the simulations: it needs the environments in this process")
-        if env.cfg.action_type != "continuous" or env.cfg.action_mode != "absolute":
-            raise ValueError("the planner commands absolute continuous targets: the environment must take them")
+        if env.cfg.action_mode != "absolute":  # discrete environments take command_bins(act()) from their caller
+            raise ValueError("the planner commands absolute targets: the environment must take them")
         self.cfg, self.env = cfg, env
         self.layout = _Layout(env)
         self.steps = cfg.steps(env.cfg.control_period)
@@ -89,7 +94,8 @@ class Planner:
             self._queued[i] = []
 
     def act(self, env: BlockReorientEnv | None = None) -> np.ndarray:
-        """The action of every environment for this control step, (num_envs, nu) in [-1, 1]."""
+        """The action of every environment for this control step, (num_envs, nu) absolute commands in [-1, 1] (a
+        discrete environment takes `command_bins` of them)."""
         env = env or self.env
         return np.stack([self._act_one(i) for i in range(env.num_envs)]).astype(np.float32)
 

@@ -8,8 +8,12 @@ visit with the action it would take there. Early on the planner's own action is 
 `dagger.mix` (falling linearly to 0 over `dagger.mix_frames` frames: the states a good policy visits come
 first), then the network's greedy action (its Gaussian's mean, plus `dagger.action_noise`), so the aggregate
 holds the states the network itself leads to, each with the planner's label. After every rollout the network
-is trained on the whole aggregate (`dagger.updates` minibatches of `dagger.batch_size`, Gaussian negative
-log-likelihood of the labels: the mean learns the planner's action, the standard deviation its spread).
+is trained on the whole aggregate (`dagger.updates` minibatches of `dagger.batch_size`). Continuous actions:
+the Gaussian negative log-likelihood of the labels (the greedy action, the mean, learns the labels' average).
+Discrete actions (`env.action_type: discrete`, the planner's commands as their nearest of `env.action_bins`
+bins): cross-entropy, so the greedy action is the labels' most frequent bin, not their average; predictive
+sampling's labels are spread over the whole range, and their average plays much worse than the planner
+(BENCHMARKS.md, "Why the planner's labels do not average").
 
 The aggregate (observations and labels) is saved beside the checkpoint (RUN_DIR/aggregate.npz) each time the
 checkpoint is, so `--resume` continues it. The planner reads the simulations: the environments run in this
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.distributions import Normal
 
 from dexvision.config import to_dict
@@ -35,7 +40,7 @@ from dexvision.envs.episodes import MAX_PARALLEL, obs_tensors, run_episodes, sum
 from dexvision.envs.task import BlockReorientEnv, evaluation_env, state_keys
 from dexvision.envs.workers import make_env, resolve_env_workers
 from dexvision.planning.config import load_planner_config
-from dexvision.planning.planner import Planner
+from dexvision.planning.planner import Planner, command_bins
 from dexvision.policy.checkpoint import load_policy_checkpoint, save_policy
 from dexvision.policy.config import TrainPolicyConfig
 from dexvision.policy.loop import EpisodeStats, log_closing, log_when_due
@@ -55,9 +60,11 @@ def check_dagger_config(cfg: TrainPolicyConfig) -> None:
                         "student clones the distilled teacher with --algo bc)")
     if cfg.core != "mlp":
         raise UserError("--algo dagger needs core: mlp (labels are states one by one, not sequences)")
-    if cfg.env.action_type != "continuous" or cfg.env.action_mode != "absolute" or cfg.env.action_average != 1:
-        raise UserError("--algo dagger clones the planner's absolute continuous commands: set env.action_type="
-                        "continuous, env.action_mode=absolute and env.action_average=1")
+    if cfg.env.action_mode != "absolute" or cfg.env.action_average != 1:
+        raise UserError("--algo dagger clones the planner's absolute commands: set env.action_mode=absolute and "
+                        "env.action_average=1")
+    if cfg.env.action_type == "discrete" and cfg.dagger.action_noise:
+        raise UserError("dagger.action_noise perturbs continuous actions: with env.action_type=discrete set it to 0")
     if cfg.curriculum.enabled:
         raise UserError("--algo dagger labels the full task's goals: set curriculum.enabled=false")
 
@@ -193,9 +200,19 @@ class DaggerTrainer:
             return 0.0
         return self.dg.mix * max(0.0, 1.0 - self.frames / self.dg.mix_frames)
 
+    @property
+    def discrete(self) -> bool:
+        return self.env_cfg.action_type == "discrete"
+
+    def _playable(self, commands: np.ndarray) -> np.ndarray:
+        """The planner's commands as the environment takes them (a discrete one: the nearest bins)."""
+        return command_bins(commands, self.env_cfg.action_bins) if self.discrete else commands
+
     @torch.no_grad()
     def _student_actions(self) -> np.ndarray:
         obs = obs_tensors({k: self.obs[k] for k in self.policy_cfg.policy_inputs}, self.device)
+        if self.discrete:  # greedy: the most likely bin of each actuator
+            return self.model.policy_params(obs).argmax(-1).cpu().numpy()
         mean = self.model.policy_params(obs)[..., 0].cpu().numpy()
         if self.dg.action_noise:
             mean = mean + self.dg.action_noise * self.rng.standard_normal(mean.shape)
@@ -211,7 +228,7 @@ class DaggerTrainer:
             self.model.observe(obs_tensors({k: self.obs[k] for k in seen if k in self.obs}, self.device))
             label = self.planner.act(self.env)
             own = self.rng.random(self.cfg.num_envs) < self.mix()
-            actions = np.where(own[:, None], label, self._student_actions())
+            actions = np.where(own[:, None], self._playable(label), self._student_actions())
             obs_rows.append(inputs)
             labels.append(label)
             self.obs, _, _, _, info = self.env.step(actions)
@@ -230,13 +247,20 @@ class DaggerTrainer:
             obs, labels = self.aggregate.sample(self.dg.batch_size, self.rng)
             params = self.model.policy_params(obs_tensors(obs, self.device))
             target = torch.from_numpy(labels).to(self.device)
-            loss = -Normal(params[..., 0], params[..., 1].exp()).log_prob(target).mean()
+            if self.discrete:  # the labels' nearest bins, by cross-entropy: the greedy action is their mode
+                bins = self.env_cfg.action_bins
+                loss = nn.functional.cross_entropy(params.reshape(-1, bins),
+                                                   torch.from_numpy(command_bins(labels, bins)).to(self.device).reshape(-1))
+                predicted = params.detach().argmax(-1).float() / (bins - 1) * 2.0 - 1.0
+            else:
+                loss = -Normal(params[..., 0], params[..., 1].exp()).log_prob(target).mean()
+                predicted = params[..., 0].detach()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
             self.optimizer.step()
             losses.append(float(loss.detach()))
-            errors.append(float((params[..., 0].detach() - target).abs().mean()))
+            errors.append(float((predicted - target).abs().mean()))
             self.optimizer_steps += 1
         return {"losses/nll": float(np.mean(losses)), "losses/action_abs_error": float(np.mean(errors))}
 
