@@ -57,6 +57,8 @@ def run(args) -> None:
 
 
 def tune(args) -> None:
+    if args.average < 1:
+        raise UserError(f"--average must be >= 1, got {args.average}")
     from dexvision.envs.task import BlockReorientEnv  # noqa: PLC0415
     from dexvision.planning.evaluate import play_planner  # noqa: PLC0415
     from dexvision.planning.planner import Planner  # noqa: PLC0415
@@ -65,9 +67,7 @@ def tune(args) -> None:
         cfg = load_planner_config(args.config, setting.split())
         env = BlockReorientEnv(cfg.env, 1)
         planner = Planner(cfg, env, seed=1)
-        # --average K: K planners (own seeds, own plans) decide at each state and the mean of their commands is
-        # played: what a network that regresses the planner's labels would learn to do (their conditional mean)
-        others = [Planner(cfg, env, seed=1 + k) for k in range(1, args.average)]
+        others: list[Planner] = []
         start, goals, episodes, seed = time.perf_counter(), [], [], 100
         played: list[np.ndarray] = []  # the commands played: how far one step's command is from the last one's
         act, ended = planner.act, planner.episodes_ended
@@ -82,6 +82,9 @@ def tune(args) -> None:
 
         planner.act, planner.episodes_ended = averaged, episodes_ended
         try:
+            # --average K: K planners (own seeds, own plans) decide at each state and the mean of their commands is
+            # played: what a network that regresses the planner's labels would learn to do (their conditional mean)
+            others += [Planner(cfg, env, seed=1 + k) for k in range(1, args.average)]
             while len(goals) < args.goals:
                 results, more = play_planner(planner, env, 1, seed, progress=False)
                 goals += more
@@ -97,7 +100,9 @@ def tune(args) -> None:
                   "steps_per_success": s["steps_per_success"], "angle_left": s["median_angle_left_at_timeout"],
                   "dec_s": round(planner.decisions / max(planner.planning_time, 1e-9), 1),
                   "wall": round(time.perf_counter() - start), "episodes": episodes, "git_sha": git_sha(),
-                  "command_change": round(float(np.abs(np.diff(np.stack(played), axis=0)).mean()), 3)}
+                  # within episodes and across their ends alike (a new episode's first command jumps too)
+                  "command_change": round(float(np.abs(np.diff(np.stack(played), axis=0)).mean()), 3)
+                  if len(played) > 1 else None, "dec_s_of": "the first planner"}
         print(json.dumps(record), flush=True)
         with open(args.out, "a") as f:
             f.write(json.dumps(record) + "\n")

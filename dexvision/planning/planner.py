@@ -65,14 +65,19 @@ def command_bins(commands: np.ndarray, bins: int) -> np.ndarray:
 class Planner:
     """Sampling-based MPC over the environments of `env` (in this process: it reads their simulations)."""
 
-    def __init__(self, cfg: PlannerConfig, env: BlockReorientEnv, seed: int = 0):
+    def __init__(self, cfg: PlannerConfig, env: BlockReorientEnv, seed: int = 0, discrete_by_caller: bool = False):
+        """`discrete_by_caller`: `env` may take discrete actions, and the caller plays `command_bins(act())`."""
         if not isinstance(env, BlockReorientEnv):
             raise TypeError("the planner reads the simulations: it needs the environments in this process")
-        if env.cfg.action_mode != "absolute":  # discrete environments take command_bins(act()) from their caller
-            raise ValueError("the planner commands absolute targets: the environment must take them")
+        continuous = env.cfg.action_type == "continuous" or discrete_by_caller
+        if env.cfg.action_mode != "absolute" or not continuous:
+            raise ValueError("the planner commands absolute continuous targets: the environment must take them")
         self.cfg, self.env = cfg, env
         self.layout = _Layout(env)
         self.steps = cfg.steps(env.cfg.control_period)
+        if cfg.knots > self.steps or cfg.replan_every > self.steps:  # the environment's control period sets steps
+            raise ValueError(f"knots {cfg.knots} and replan_every {cfg.replan_every} must be at most the horizon's "
+                             f"{self.steps} control steps of {env.cfg.control_period} s")
         self.basis = basis(self.steps, cfg.knots, cfg.interpolation)
         self.backend = CpuRollout(cfg.threads)
         self.nominal = load_scene(env.cfg.task, env.cfg.physics).model if cfg.model == "nominal" else None
@@ -94,8 +99,8 @@ class Planner:
             self._queued[i] = []
 
     def act(self, env: BlockReorientEnv | None = None) -> np.ndarray:
-        """The action of every environment for this control step, (num_envs, nu) absolute commands in [-1, 1] (a
-        discrete environment takes `command_bins` of them)."""
+        """The action of every environment for this control step, (num_envs, nu) absolute commands in [-1, 1] (with
+        `discrete_by_caller`, the caller plays their `command_bins`)."""
         env = env or self.env
         return np.stack([self._act_one(i) for i in range(env.num_envs)]).astype(np.float32)
 
