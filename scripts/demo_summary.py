@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from dexvision.track.stats import mean_ci
+
 POSE_TARGET_DEG = 20.0
 STUDENT_TARGET_FRACTION = 0.5
 
@@ -48,6 +50,10 @@ def summarize(out: Path) -> dict:
     teacher, student = _json(out / "policy-teacher" / "eval.json"), _json(out / "policy-student" / "eval.json")
     teacher_run, student_run = (_json(out / d / "metrics.json") for d in ("policy-teacher", "policy-student"))
     fraction = student["mean_successes"] / teacher["mean_successes"] if teacher["mean_successes"] else 0.0
+    # the student's mean over its episodes with a bootstrap 95% interval (its episodes spread from 0 to 50)
+    episodes = student.get("successes") or [student["mean_successes"]]
+    _, low, high = mean_ci(episodes)
+    scale = 1.0 / teacher["mean_successes"] if teacher["mean_successes"] else 0.0
     rows = [
         ("contact sheets", "hand-block.png, gimbal-block.png", "4 randomized samples of each scene, labelled"),
         ("render: gimbal train", "gimbal-train/ (+ gimbal-train.png)", _dataset(out / "gimbal-train") + ", 3 cameras, 32 px"),
@@ -64,7 +70,8 @@ def summarize(out: Path) -> dict:
         ("student", "policy-student/ (+ policy-curves.png)",
          f"BC from 3 x 32 px cameras, {student_run['frames']:,} frames, the pose model's encoder (frozen)"),
         ("student: evaluation", "policy-student/eval.json",
-         f"{_evaluation(student)}, {fraction:.0%} of the teacher's"),
+         f"{_evaluation(student)}; 95% interval of the mean {low:.1f}-{high:.1f}; {fraction:.0%} of the "
+         f"teacher's ({low * scale:.0%}-{high * scale:.0%})"),
     ]
     return {
         "rows": [{"stage": s, "wrote": w, "figure": f, "seconds": times.get(s)} for s, w, f in rows],
@@ -72,6 +79,8 @@ def summarize(out: Path) -> dict:
         "teacher_mean_successes": teacher["mean_successes"],
         "student_mean_successes": student["mean_successes"],
         "student_fraction": fraction,
+        "student_mean_ci95": [low, high],
+        "student_fraction_ci95": [low * scale, high * scale],
         "pose_target_met": pose["orientation_deg/median"] <= POSE_TARGET_DEG,
         "student_target_met": fraction >= STUDENT_TARGET_FRACTION,
         "total_seconds": sum(times.values()),

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,8 @@ def fake_demo(out: Path, student_mean: float) -> None:
     write(out / "vision-gimbal" / "metrics.json", {"steps": 3000, "images_per_s": 812.0})
     write(out / "policy-teacher" / "eval.json", {"episodes": 10, "mean_successes": 50.0, "median_successes": 50.0})
     write(out / "policy-student" / "eval.json",
-          {"episodes": 30, "mean_successes": student_mean, "median_successes": student_mean})
+          {"episodes": 30, "mean_successes": student_mean, "median_successes": student_mean,
+           "successes": [student_mean] * 30})
     write(out / "policy-teacher" / "metrics.json", {"frames": 250_880})
     write(out / "policy-student" / "metrics.json", {"frames": 16_000})
     (out / "stages.tsv").write_text("".join(f"{s}\t{i + 1}\n" for i, s in enumerate(STAGES)))
@@ -60,6 +62,24 @@ def test_a_student_below_half_the_teacher_is_reported_as_not_met(tmp_path, capsy
     fake_demo(tmp_path, student_mean=12.0)
     demo_summary.main([str(tmp_path)])
     assert "Student at least 50% of the teacher's successes: NOT met (24%)" in capsys.readouterr().out
+
+
+def test_the_students_interval_comes_from_its_episodes(tmp_path, capsys):
+    fake_demo(tmp_path, student_mean=0.0)
+    episodes = [0] * 10 + [50] * 20  # a student that either loses its first goal or completes the episode
+    write(tmp_path / "policy-student" / "eval.json",
+          {"episodes": 30, "mean_successes": 100 / 3, "median_successes": 50.0, "successes": episodes})
+    demo_summary.main([str(tmp_path)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    low, high = summary["student_mean_ci95"]
+    # the bootstrap interval of a mean of 30 such episodes: about +-1.96 standard errors (8.6 each side)
+    sem = np.std(episodes) / np.sqrt(len(episodes))
+    assert low < 100 / 3 < high and abs((high - low) / 2 - 1.96 * sem) < 0.1 * 1.96 * sem
+    assert summary["student_fraction_ci95"] == pytest.approx([low / 50, high / 50])
+    assert f"95% interval of the mean {low:.1f}-{high:.1f}" in capsys.readouterr().out
+    fake_demo(tmp_path, student_mean=30.0)  # every episode alike: no spread, a point
+    demo_summary.main([str(tmp_path)])
+    assert json.loads((tmp_path / "summary.json").read_text())["student_mean_ci95"] == [30.0, 30.0]
 
 
 def test_a_missing_stage_output_is_named_in_one_line(tmp_path):
