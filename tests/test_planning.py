@@ -102,6 +102,35 @@ def test_the_planner_reaches_a_gimbal_goal_in_a_few_dozen_steps():
     assert info["episode_successes"][0] >= 1, f"no success in {step + 1} steps"
 
 
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_without_warm_start_and_with_fixed_noise_the_action_depends_on_the_state_alone(warm_start):
+    """warm_start false and fixed_noise true: a planner that has played for a while and a fresh one (the same
+    seed, so the same candidates) choose the same action at the same state; with a warm start they do not."""
+    cfg = load_planner_config(None, ["env.task=gimbal-block", "samples=8", "horizon=0.16", "knots=4", "threads=1",
+                                     f"warm_start={str(warm_start).lower()}", "fixed_noise=true"])
+    env = BlockReorientEnv(cfg.env, 1)
+    env.reset(seed=3)
+    played = Planner(cfg, env, seed=5)
+    for _ in range(5):
+        env.step(played.act(env))
+    fresh = Planner(cfg, env, seed=5)
+    same = np.array_equal(played.act(env), fresh.act(env))
+    played.close()
+    fresh.close()
+    env.close()
+    assert same != warm_start
+
+
+def test_fixed_noise_draws_the_same_candidates_each_step():
+    opt = CrossEntropy(6, 1, 0.5, 0.5, np.random.default_rng(0), fixed_noise=True)
+    opt.reset(np.zeros((3, 2)))
+    first = opt.sample()
+    assert np.array_equal(first, opt.sample())
+    random = CrossEntropy(6, 1, 0.5, 0.5, np.random.default_rng(0))
+    random.reset(np.zeros((3, 2)))
+    assert np.array_equal(random.sample(), first) and not np.array_equal(random.sample(), first)
+
+
 def test_goal_summary():
     goals = [{"start_angle": 0.5, "steps": 10, "outcome": "success", "angle_left": 0.3},
              {"start_angle": 2.2, "steps": 30, "outcome": "success", "angle_left": 0.2},

@@ -39,6 +39,12 @@ class PlannerConfig:
     noise: float = 0.5  # the widest (and first) standard deviation of the knots
     noise_min: float = 0.5  # the narrowest: the optimizer keeps exploring
     replan_every: int = 1  # control steps between planning steps (the plan in between is played open loop)
+    # true: each planning step starts from the last plan shifted by a step; false: from the command in force
+    # held over the horizon (no memory: the plan depends on the state and the command in force alone)
+    warm_start: bool = True
+    # true: the same noise draws at every planning step (with warm_start false the same candidates around the
+    # command in force: the planner's action is then a function of the state, which a network can learn)
+    fixed_noise: bool = False
     threads: int = 2  # rollout threads
     costs: CostConfig = dataclasses.field(default_factory=CostConfig)
     env: EnvConfig = dataclasses.field(default_factory=_planner_env)

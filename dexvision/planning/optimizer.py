@@ -15,12 +15,17 @@ import numpy as np
 class CrossEntropy:
     """A Gaussian over (K knots, nu actuators) of commands in [-1, 1]."""
 
-    def __init__(self, samples: int, elites: int, noise: float, noise_min: float, rng: np.random.Generator):
+    def __init__(self, samples: int, elites: int, noise: float, noise_min: float, rng: np.random.Generator,
+                 fixed_noise: bool = False):
+        """`fixed_noise`: draw the standard normal noise once and reuse it at every step (the same candidates
+        around the same mean)."""
         if samples < 1 or not 1 <= elites <= samples:
             raise ValueError(f"need samples >= 1 and 1 <= elites <= samples, got {samples} and {elites}")
         if not 0 <= noise_min <= noise:
             raise ValueError(f"need 0 <= noise_min <= noise, got {noise_min} and {noise}")
         self.samples, self.elites, self.noise, self.noise_min, self.rng = samples, elites, noise, noise_min, rng
+        self.fixed_noise = fixed_noise
+        self._draws: np.ndarray | None = None
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
 
@@ -31,7 +36,10 @@ class CrossEntropy:
 
     def sample(self) -> np.ndarray:
         """(samples, K, nu) knot sets; the first is the mean."""
-        noise = self.rng.standard_normal((self.samples - 1,) + self.mean.shape) * self.std
+        shape = (self.samples - 1,) + self.mean.shape
+        if not self.fixed_noise or self._draws is None or self._draws.shape != shape:
+            self._draws = self.rng.standard_normal(shape)
+        noise = self._draws * self.std
         return np.clip(np.concatenate([self.mean[None], self.mean + noise]), -1.0, 1.0)
 
     def update(self, knots: np.ndarray, costs: np.ndarray) -> int:

@@ -85,8 +85,8 @@ class Planner:
         self._drop_height = drop
         # a stream of its own: the environments draw from SeedSequence(seed) itself
         seeds = np.random.SeedSequence([seed, 0x504C414E]).spawn(env.num_envs)
-        self.optimizers = [CrossEntropy(cfg.samples, cfg.elites, cfg.noise, cfg.noise_min, np.random.default_rng(s))
-                           for s in seeds]
+        self.optimizers = [CrossEntropy(cfg.samples, cfg.elites, cfg.noise, cfg.noise_min, np.random.default_rng(s),
+                                        fixed_noise=cfg.fixed_noise) for s in seeds]
         self._queued: list[list[np.ndarray]] = [[] for _ in range(env.num_envs)]
         self._fresh = np.ones(env.num_envs, bool)
         self.decisions = 0
@@ -109,7 +109,7 @@ class Planner:
         return 2.0 * (self.env.targets[i] - self.layout.ctrl_low) / self.layout.ctrl_span - 1.0
 
     def _act_one(self, i: int) -> np.ndarray:
-        if self._fresh[i]:
+        if self._fresh[i] or (not self.cfg.warm_start and not self._queued[i]):
             self.optimizers[i].reset(np.tile(self._current(i), (self.cfg.knots, 1)))
             self._fresh[i] = False
         if not self._queued[i]:
