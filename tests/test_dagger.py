@@ -120,6 +120,8 @@ def test_resume_without_its_aggregate_is_refused(dagger_run, tmp_path, capsys):
     (["--algo", "ppo", "--set", "dagger.updates=3"], "dagger.updates is used by --algo dagger only"),
     (["--algo", "dagger", "--planner", "configs/planner/hand.yaml", "--set", "core=mlp", "--set",
       "env.action_type=continuous"], "plans hand-block (its env.task) and this run's task is gimbal-block"),
+    (["--algo", "dagger", "--planner", "configs/planner/gimbal.yaml", "--set", "core=mlp", "--set",
+      "env.control_period=0.08"], "knots 8 and replan_every 1 must be at most the horizon's 4 control steps"),
 ])
 def test_bad_dagger_runs_end_in_one_line(sets, expected, tmp_path, capsys):
     assert train.main(["--task", "gimbal-block", *sets, "--out", str(tmp_path / "run")]) == 2

@@ -115,10 +115,6 @@ class DaggerTrainer:
         if self.planner_cfg.replan_every != 1:
             raise UserError(f"--planner {cfg.planner}: replan_every {self.planner_cfg.replan_every} plays plans open "
                             "loop; a label must be the planner's answer to the state it labels (replan_every: 1)")
-        steps = self.planner_cfg.steps(cfg.env.control_period)  # the run's control period sets the horizon's steps
-        if self.planner_cfg.knots > steps:
-            raise UserError(f"--planner {cfg.planner}: knots {self.planner_cfg.knots} exceed the horizon's {steps} "
-                            f"control steps of this run's env.control_period {cfg.env.control_period} s")
         if self.planner_cfg.env.task != cfg.task:  # its costs and noise were chosen for its own task
             raise UserError(f"--planner {cfg.planner} plans {self.planner_cfg.env.task} (its env.task) and this run's "
                             f"task is {cfg.task}: give a planner config for {cfg.task}")
@@ -144,8 +140,11 @@ class DaggerTrainer:
             self.frames = self.iteration = self.optimizer_steps = 0
             self.planner_frames = 0  # steps on which the planner's own action was played
             self._restore(self.scaffold.restore(load_policy_checkpoint))
-            self.planner = Planner(self.planner_cfg, self.env, seed=cfg.seed + 1000 * self.iteration,
-                                   discrete_by_caller=True)
+            try:  # the run's control period sets the horizon's steps, which the planner checks its knots against
+                self.planner = Planner(self.planner_cfg, self.env, seed=cfg.seed + 1000 * self.iteration,
+                                       discrete_by_caller=True)
+            except ValueError as e:
+                raise UserError(f"--planner {cfg.planner}: {e}") from None
             self.rng = np.random.default_rng([cfg.seed, self.iteration])
             self.tracker = self.scaffold.open_tracker(to_dict(cfg), cfg.wandb, self.frames)
             self.stats = EpisodeStats(window=max(20, cfg.num_envs))
