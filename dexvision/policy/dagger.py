@@ -6,9 +6,10 @@
 DAgger (Ross et al.): the environments play, and the planner (dexvision.planning) labels every state they
 visit with the action it would take there. Early on the planner's own action is played with probability
 `dagger.mix` (falling linearly to 0 over `dagger.mix_frames` frames: the states a good policy visits come
-first), then the network's greedy action (its Gaussian's mean, plus `dagger.action_noise`), so the aggregate
-holds the states the network itself leads to, each with the planner's label. After every rollout the network
-is trained on the whole aggregate (`dagger.updates` minibatches of `dagger.batch_size`). Continuous actions:
+first), then the network's greedy action (its Gaussian's mean plus `dagger.action_noise`, or with discrete
+actions its most likely bin), so the aggregate holds the states the network itself leads to, each with the
+planner's label. After every rollout the network is trained on the whole aggregate (`dagger.updates`
+minibatches of `dagger.batch_size`). Continuous actions:
 the Gaussian negative log-likelihood of the labels (the greedy action, the mean, learns the labels' average).
 Discrete actions (`env.action_type: discrete`, the planner's commands as their nearest of `env.action_bins`
 bins): cross-entropy, so the greedy action is the labels' most frequent bin, not their average; predictive
