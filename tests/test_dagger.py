@@ -95,6 +95,30 @@ def test_command_bins_play_the_nearest_bin_of_the_command():
     discrete.close()
 
 
+def test_a_guided_distillation_labels_refinements_of_the_networks_actions(tmp_path, monkeypatch):
+    """dagger.guide: every label is the planner's refinement of the network's greedy action (the planner gets it
+    as its guide), and dagger.window trains on the newest labels only."""
+    from dexvision.planning.planner import Planner  # noqa: PLC0415
+    from dexvision.policy.dagger import Aggregate  # noqa: PLC0415
+
+    guides = []
+    act = Planner.act
+
+    def recording(self, env=None, guide=None):
+        guides.append(guide)
+        return act(self, env, guide)
+
+    monkeypatch.setattr(Planner, "act", recording)
+    assert train.main([*TINY_DAGGER, "--steps", "16", "--set", "dagger.guide=true", "--set", "dagger.window=8",
+                       "--out", str(tmp_path / "run")]) == 0
+    assert len(guides) == 8 and all(g is not None and g.shape == (2, 3) and np.abs(g).max() <= 1.0 for g in guides)
+
+    aggregate = Aggregate({"x": 1}, 1)
+    aggregate.add({"x": np.arange(10.0)[:, None]}, np.arange(10.0)[:, None])
+    obs, labels = aggregate.sample(200, np.random.default_rng(0), window=3)
+    assert set(labels[:, 0]) == {7.0, 8.0, 9.0} and np.array_equal(obs["x"], labels)
+
+
 def test_resume_without_its_aggregate_is_refused(dagger_run, tmp_path, capsys):
     import shutil  # noqa: PLC0415
 
@@ -118,6 +142,8 @@ def test_resume_without_its_aggregate_is_refused(dagger_run, tmp_path, capsys):
     (["--algo", "dagger", "--planner", "no/such.yaml", "--set", "core=mlp", "--set", "env.action_type=continuous"],
      "config file not found: no/such.yaml"),
     (["--algo", "ppo", "--set", "dagger.updates=3"], "dagger.updates is used by --algo dagger only"),
+    (["--algo", "dagger", "--planner", "configs/planner/gimbal.yaml", "--set", "core=mlp", "--set",
+      "dagger.window=-1"], "window >= 0"),
     (["--algo", "dagger", "--planner", "configs/planner/hand.yaml", "--set", "core=mlp", "--set",
       "env.action_type=continuous"], "plans hand-block (its env.task) and this run's task is gimbal-block"),
     (["--algo", "dagger", "--planner", "configs/planner/gimbal.yaml", "--set", "core=mlp", "--set",

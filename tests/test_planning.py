@@ -121,6 +121,69 @@ def test_without_warm_start_and_with_fixed_noise_the_action_depends_on_the_state
     assert same != warm_start
 
 
+def test_the_proposal_cost_pulls_the_first_command_and_needs_a_proposal():
+    controls = np.array([[[0.5, 0.5], [1.0, 1.0]], [[0.0, 0.0], [0.5, 0.5]]])  # (2 samples, 2 steps, 2)
+    traj = Trajectory(block_pos=np.zeros((2, 2, 3)), block_quat=np.tile([1.0, 0, 0, 0], (2, 2, 1)),
+                      block_linvel=np.zeros((2, 2, 3)), joint_pos=np.zeros((2, 2, 0)), controls=controls,
+                      previous=np.zeros(2))
+    cfg = CostConfig(orientation=0, orientation_final=0, position=0, drop=0, proposal=1.0)
+    task = Task(goal=np.array([1.0, 0, 0, 0]), rest_point=BLOCK_REST_POINT, drop_height=-np.inf,
+                posture=np.zeros(0), proposal=np.array([0.5, 0.5]))
+    np.testing.assert_allclose(total_cost(traj, task, cfg), [0.0, 0.25])  # the first command only
+    task.proposal = None  # the planner alone: no proposal, no term
+    np.testing.assert_allclose(total_cost(traj, task, cfg), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("proposal", ["start", "first"])
+def test_a_proposal_as_the_first_knot_keeps_the_rest_of_the_plan(proposal):
+    """proposal: first puts the guide in the plan's first knot and keeps the rest of the plan it has; start
+    replaces the whole plan by the guide held over the horizon."""
+    cfg = load_planner_config(None, ["env.task=gimbal-block", "samples=8", "horizon=0.16", "knots=4", "threads=1",
+                                     f"proposal={proposal}", "noise=0.3", "noise_min=0.3"])
+    env = BlockReorientEnv(cfg.env, 1)
+    env.reset(seed=3)
+    planner = Planner(cfg, env, seed=5)
+    for _ in range(3):
+        env.step(planner.act(env))
+    guide = np.array([[0.9, -0.9, 0.9]])
+    rest = planner.optimizers[0].mean[1:].copy()
+    planner.optimizers[0].noise = planner.optimizers[0].noise_min = 0.0  # the plan's mean alone, unchanged
+    planner.optimizers[0].std[:] = 0.0
+    action = planner.act(env, guide=guide)
+    planned = planner.optimizers[0].mean  # shifted by one step after acting
+    planner.close()
+    env.close()
+    np.testing.assert_allclose(action, guide, atol=1e-6)
+    expected = np.tile(guide[0], (3, 1)) if proposal == "start" else rest
+    np.testing.assert_allclose(planned[:3], expected, atol=1e-6)
+
+
+def test_a_guided_planner_refines_the_guide_and_not_its_own_plan():
+    """Given a guide, the plan starts from it: without noise the action is the guide itself, whatever the planner
+    played before; with noise, labels around one guide scatter about it, not about the planner's last plan."""
+    cfg = load_planner_config(None, ["env.task=gimbal-block", "samples=8", "horizon=0.16", "knots=4", "threads=1",
+                                     "noise=0", "noise_min=0"])
+    env = BlockReorientEnv(cfg.env, 2)
+    env.reset(seed=3)
+    planner = Planner(cfg, env, seed=5)
+    for _ in range(3):
+        env.step(planner.act(env))
+    guide = np.array([[0.5, -0.25, 0.75], [-0.5, 0.0, 0.25]])
+    np.testing.assert_allclose(planner.act(env, guide=guide), guide, atol=1e-6)
+    with pytest.raises(ValueError, match="guide must be"):
+        planner.act(env, guide=guide[:1])
+    planner.close()
+
+    noisy = load_planner_config(None, ["env.task=gimbal-block", "samples=8", "elites=2", "horizon=0.16", "knots=4",
+                                       "threads=1", "noise=0.2", "noise_min=0.2"])
+    planner = Planner(noisy, env, seed=5)
+    labels = np.stack([planner.act(env, guide=guide) for _ in range(20)])
+    planner.close()
+    env.close()
+    assert np.abs(labels.mean(axis=0) - guide).max() < 0.2  # around the guide (the elites' mean of 0.2 noise)
+    assert labels.std(axis=0).min() > 0.01  # and refined: not the guide itself
+
+
 def test_fixed_noise_draws_the_same_candidates_each_step():
     opt = CrossEntropy(6, 1, 0.5, 0.5, np.random.default_rng(0), fixed_noise=True)
     opt.reset(np.zeros((3, 2)))

@@ -12,6 +12,7 @@ from dexvision.planning.costs import CostConfig
 from dexvision.planning.splines import INTERPOLATIONS
 
 MODELS = ("episode", "nominal")
+PROPOSALS = ("start", "first")
 
 
 def _planner_env() -> EnvConfig:
@@ -45,6 +46,10 @@ class PlannerConfig:
     # true: the same noise draws at every planning step (with warm_start false the same candidates around the
     # command in force: the planner's action is then a function of the state, which a network can learn)
     fixed_noise: bool = False
+    # where a policy's proposed command (DAgger's network, `dagger.guide`) goes: "start", each step's plan starts
+    # from it held over the horizon (no memory of its own); "first", it becomes the plan's first knot and the
+    # rest of the plan is kept (the memory). The costs' `proposal` term can also pull the first command to it.
+    proposal: str = "start"
     threads: int = 2  # rollout threads
     costs: CostConfig = dataclasses.field(default_factory=CostConfig)
     env: EnvConfig = dataclasses.field(default_factory=_planner_env)
@@ -54,6 +59,7 @@ class PlannerConfig:
         check_choice("model", self.model, MODELS)
         check_choice("interpolation", self.interpolation, INTERPOLATIONS)
         check_choice("act", self.act, ("mean", "best"))
+        check_choice("proposal", self.proposal, PROPOSALS)
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
         if not 1 <= self.elites <= self.samples:

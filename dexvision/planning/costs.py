@@ -13,7 +13,10 @@ weighted sum (`CostConfig`: the weights, a 0 turns a term off). Lengths in metre
 - velocity: the mean linear speed of the block (m/s);
 - effort: the mean squared change of the commands from one control step to the next (in [-1, 1] units,
   the first from the command in force): a smooth hand;
-- posture: the mean squared deviation of the hand's joints from the nominal cupped pose (rad^2).
+- posture: the mean squared deviation of the hand's joints from the nominal cupped pose (rad^2);
+- proposal: the mean squared difference of the plan's first command from a policy's proposed command (DAgger's
+  network: the planner prefers, among plans about as good, the one nearest to what the network would do, so
+  that its labels at a state agree; PLATO, Kahn et al. 2017). Without a proposal (the planner alone) it is 0.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import dataclasses
 
 import numpy as np
 
-TERMS = ("orientation", "orientation_final", "position", "drop", "velocity", "effort", "posture")
+TERMS = ("orientation", "orientation_final", "position", "drop", "velocity", "effort", "posture", "proposal")
 
 
 @dataclasses.dataclass
@@ -36,6 +39,7 @@ class CostConfig:
     velocity: float = 0.0
     effort: float = 0.0
     posture: float = 0.0
+    proposal: float = 0.0
     tube_radius: float = 0.0  # metres around the block's rest point where the position term is 0
 
     def __post_init__(self):
@@ -67,6 +71,7 @@ class Task:
     rest_point: np.ndarray  # (3,) where the block rests on the palm
     drop_height: float  # world z below which the block has dropped (-inf: it cannot)
     posture: np.ndarray  # (J,) the nominal joint positions
+    proposal: np.ndarray | None = None  # (nu,) a policy's proposed command in [-1, 1], if any
 
 
 def angle_to(quat: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -97,6 +102,9 @@ def term_values(traj: Trajectory, task: Task, cfg: CostConfig) -> dict[str, np.n
     if "posture" in need:
         out["posture"] = ((traj.joint_pos - task.posture) ** 2).mean(axis=(1, 2)) if traj.joint_pos.shape[2] \
             else np.zeros(n)
+    if "proposal" in need:
+        out["proposal"] = np.zeros(n) if task.proposal is None else \
+            ((traj.controls[:, 0] - task.proposal) ** 2).mean(axis=1)
     return {name: value for name, value in out.items() if name in need}
 
 

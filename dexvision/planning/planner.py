@@ -10,7 +10,8 @@ actions (absolute continuous commands in [-1, 1]), so it can stand wherever a te
 Per environment and control step it samples knot sets around its plan, rolls them out from the simulator's
 full state (on the episode's own model or the nominal one), scores them with the costs, refits the plan
 (optimizer.CrossEntropy) and acts on the plan's first command; the next step starts from that plan shifted
-by one control step.
+by one control step (or, given a `guide`, from a policy's proposed command: the planner then refines a network's
+action, which is how DAgger distils it with `dagger.guide`).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Planner:
         self._fresh = np.ones(env.num_envs, bool)
         self.decisions = 0
         self.planning_time = 0.0
+        self._guide: np.ndarray | None = None
 
     def episodes_ended(self, done: np.ndarray) -> None:
         """Forget the plans of the environments whose episodes ended (they start from their new state)."""
@@ -98,10 +100,29 @@ class Planner:
             self._fresh[i] = True
             self._queued[i] = []
 
-    def act(self, env: BlockReorientEnv | None = None) -> np.ndarray:
+    def act(self, env: BlockReorientEnv | None = None, guide: np.ndarray | None = None) -> np.ndarray:
         """The action of every environment for this control step, (num_envs, nu) absolute commands in [-1, 1] (with
-        `discrete_by_caller`, the caller plays their `command_bins`)."""
+        `discrete_by_caller`, the caller plays their `command_bins`).
+
+        `guide` (num_envs, nu): a policy's proposed commands. With the config's `proposal: start` each plan starts
+        from its proposal held over the horizon, not from its own last plan (the planner refines the proposal:
+        its answers around one proposal average to an improvement of it, where the answers of plans with
+        memories of their own do not); with `proposal: first` the proposal replaces the plan's first knot and
+        the rest of the plan is kept. The `proposal` cost, if weighted, pulls the first command towards it."""
         env = env or self.env
+        if guide is not None:
+            guide = np.asarray(guide, dtype=np.float64)
+            if guide.shape != (env.num_envs, self.layout.ctrl_low.shape[0]):
+                raise ValueError(f"guide must be (num_envs, nu) = ({env.num_envs}, {self.layout.ctrl_low.shape[0]}), "
+                                 f"got {guide.shape}")
+            for i in range(env.num_envs):
+                opt = self.optimizers[i]
+                if self.cfg.proposal == "start" or self._fresh[i]:
+                    opt.reset(np.tile(guide[i], (self.cfg.knots, 1)))
+                else:  # "first": the plan's first knot, its memory kept
+                    opt.mean[0] = np.clip(guide[i], -1.0, 1.0)
+                self._fresh[i], self._queued[i] = False, []
+        self._guide = guide
         return np.stack([self._act_one(i) for i in range(env.num_envs)]).astype(np.float32)
 
     def _current(self, i: int) -> np.ndarray:
@@ -127,7 +148,7 @@ class Planner:
         env, opt = self.env, self.optimizers[i]
         model = self.nominal if self.nominal is not None else env.models[i]
         task = Task(goal=env.goal[i].copy(), rest_point=BLOCK_REST_POINT, drop_height=self._drop_height,
-                    posture=self.layout.posture)
+                    posture=self.layout.posture, proposal=None if self._guide is None else self._guide[i])
         previous = self._current(i)
         for _ in range(self.cfg.iterations):
             knots = opt.sample()

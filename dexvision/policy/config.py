@@ -24,12 +24,20 @@ class DaggerConfig:
     action_noise: float = 0.0  # std of the Gaussian noise on the network's actions while collecting
     updates: int = 64  # optimizer steps on the aggregate after each rollout
     batch_size: int = 256
+    # true: the planner refines the network's own greedy action at every step (its plan starts from that command
+    # held over the horizon) instead of continuing a plan of its own: expert iteration. Labels around one
+    # proposal average to an improvement of it; the labels of a planner with its own memory do not average
+    # (BENCHMARKS.md, "Why the planner's labels do not average").
+    guide: bool = False
+    # train on the newest `window` labels only (0: all of them). Guided labels improve the network of their day:
+    # old ones pull a better network back towards its past
+    window: int = 0
 
     def __post_init__(self):
         if not 0 <= self.mix <= 1:
             raise ValueError(f"mix must be in [0, 1], got {self.mix}")
-        if self.mix_frames < 0 or self.action_noise < 0 or self.updates < 1 or self.batch_size < 1:
-            raise ValueError("need mix_frames >= 0, action_noise >= 0, updates >= 1 and batch_size >= 1")
+        if self.mix_frames < 0 or self.action_noise < 0 or self.updates < 1 or self.batch_size < 1 or self.window < 0:
+            raise ValueError("need mix_frames >= 0, action_noise >= 0, updates >= 1, batch_size >= 1 and window >= 0")
 
 
 @dataclasses.dataclass

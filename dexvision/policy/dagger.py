@@ -8,10 +8,13 @@ visit with the action it would take there. Early on the planner's own action is 
 `dagger.mix` (falling linearly to 0 over `dagger.mix_frames` frames: the states a good policy visits come
 first), then the network's greedy action (its Gaussian's mean plus `dagger.action_noise`, or with discrete
 actions its most likely bin), so the aggregate holds the states the network itself leads to, each with the
-planner's label. After every rollout the network is trained on the whole aggregate (`dagger.updates`
-minibatches of `dagger.batch_size`). Continuous actions:
-the Gaussian negative log-likelihood of the labels (the greedy action, the mean, learns the labels' average).
-Discrete actions (`env.action_type: discrete`, the planner's commands as their nearest of `env.action_bins`
+planner's label. With `dagger.guide` the planner takes the network's greedy action as a proposal (its config's
+`proposal`: the start of a fresh plan, or the first knot of its own; its `proposal` cost pulls towards it), so
+that the labels at a state agree with each other and with the network, and the played action is then the
+planner's with probability `dagger.mix`; `dagger.window` trains on the newest labels only. After every rollout
+the network is trained on the whole aggregate (`dagger.updates` minibatches of `dagger.batch_size`).
+Continuous actions: the Gaussian negative log-likelihood of the labels (the greedy action, the mean, learns the
+labels' average). Discrete actions (`env.action_type: discrete`, the planner's commands as their nearest of `env.action_bins`
 bins): cross-entropy, so the greedy action is the labels' most frequent bin, not their average; predictive
 sampling's labels are spread over the whole range, and their average plays much worse than the planner
 (BENCHMARKS.md, "Why the planner's labels do not average").
@@ -85,8 +88,10 @@ class Aggregate:
         self.obs = {k: np.concatenate([self.obs[k], obs[k].astype(np.float32)]) for k in self.dims}
         self.labels = np.concatenate([self.labels, labels.astype(np.float32)])
 
-    def sample(self, batch: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        idx = rng.integers(0, len(self), batch)
+    def sample(self, batch: int, rng: np.random.Generator, window: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """`batch` rows drawn uniformly from the newest `window` (0: from all)."""
+        low = max(0, len(self) - window) if window else 0
+        idx = rng.integers(low, len(self), batch)
         return {k: v[idx] for k, v in self.obs.items()}, self.labels[idx]
 
     def save(self, path: Path) -> None:
@@ -213,6 +218,12 @@ class DaggerTrainer:
         """The planner's commands as the environment takes them (a discrete one: the nearest bins)."""
         return command_bins(commands, self.env_cfg.action_bins) if self.discrete else commands
 
+    def _commands(self, actions: np.ndarray) -> np.ndarray:
+        """The network's actions as absolute commands in [-1, 1] (a discrete one's bins as their centres)."""
+        if self.discrete:
+            return actions.astype(np.float64) / (self.env_cfg.action_bins - 1) * 2.0 - 1.0
+        return actions
+
     @torch.no_grad()
     def _student_actions(self) -> np.ndarray:
         obs = obs_tensors({k: self.obs[k] for k in self.policy_cfg.policy_inputs}, self.device)
@@ -231,9 +242,10 @@ class DaggerTrainer:
             inputs = {k: self.obs[k] for k in self.policy_cfg.policy_inputs}
             seen = {**self.policy_cfg.policy_inputs, **self.policy_cfg.value_inputs}  # what the normalizer tracks
             self.model.observe(obs_tensors({k: self.obs[k] for k in seen if k in self.obs}, self.device))
-            label = self.planner.act(self.env)
+            student = self._student_actions()
+            label = self.planner.act(self.env, guide=self._commands(student) if self.dg.guide else None)
             own = self.rng.random(self.cfg.num_envs) < self.mix()
-            actions = np.where(own[:, None], self._playable(label), self._student_actions())
+            actions = np.where(own[:, None], self._playable(label), student)
             obs_rows.append(inputs)
             labels.append(label)
             self.obs, _, _, _, info = self.env.step(actions)
@@ -249,7 +261,7 @@ class DaggerTrainer:
         """`dagger.updates` minibatches over the whole aggregate; the mean loss and action error."""
         losses, errors = [], []
         for _ in range(self.dg.updates):
-            obs, labels = self.aggregate.sample(self.dg.batch_size, self.rng)
+            obs, labels = self.aggregate.sample(self.dg.batch_size, self.rng, self.dg.window)
             params = self.model.policy_params(obs_tensors(obs, self.device))
             target = torch.from_numpy(labels).to(self.device)
             if self.discrete:  # the labels' nearest bins, by cross-entropy: the greedy action is their mode
