@@ -158,6 +158,31 @@ def test_a_proposal_as_the_first_knot_keeps_the_rest_of_the_plan(proposal):
     np.testing.assert_allclose(planned[:3], expected, atol=1e-6)
 
 
+def test_proposal_candidates_try_half_the_first_commands_around_the_proposal(monkeypatch):
+    """proposal: candidates keeps the plan (the first sample is its mean) and centres half the other samples'
+    first commands on the proposal; the rest of each sample is the plan's."""
+    from dexvision.planning import planner as planner_module  # noqa: PLC0415
+
+    cfg = load_planner_config(None, ["env.task=gimbal-block", "samples=9", "horizon=0.16", "knots=4", "threads=1",
+                                     "proposal=candidates", "noise=0", "noise_min=0"])
+    env = BlockReorientEnv(cfg.env, 1)
+    env.reset(seed=3)
+    planner = Planner(cfg, env, seed=5)
+    planner.act(env)
+    mean = planner.optimizers[0].mean.copy()
+    seen = []
+    cost = planner_module.total_cost
+    monkeypatch.setattr(planner_module, "total_cost", lambda traj, task, c: (seen.append(traj.controls), cost(traj, task, c))[1])
+    guide = np.array([[0.9, -0.9, 0.9]])
+    planner.act(env, guide=guide)
+    planner.close()
+    env.close()
+    controls = seen[0]
+    np.testing.assert_allclose(controls[[0, 5, 6, 7, 8], 0], np.tile(mean[0], (5, 1)), atol=1e-6)
+    np.testing.assert_allclose(controls[1:5, 0], np.tile(guide[0], (4, 1)), atol=1e-6)
+    np.testing.assert_allclose(controls[:, 1:], np.tile(mean[1:], (9, 1, 1)), atol=1e-6)
+
+
 def test_a_guided_planner_refines_the_guide_and_not_its_own_plan():
     """Given a guide, the plan starts from it: without noise the action is the guide itself, whatever the planner
     played before; with noise, labels around one guide scatter about it, not about the planner's last plan."""

@@ -12,7 +12,7 @@ from dexvision.planning.costs import CostConfig
 from dexvision.planning.splines import INTERPOLATIONS
 
 MODELS = ("episode", "nominal")
-PROPOSALS = ("start", "first")
+PROPOSALS = ("start", "first", "candidates")
 
 
 def _planner_env() -> EnvConfig:
@@ -48,7 +48,9 @@ class PlannerConfig:
     fixed_noise: bool = False
     # where a policy's proposed command (DAgger's network, `dagger.guide`) goes: "start", each step's plan starts
     # from it held over the horizon (no memory of its own); "first", it becomes the plan's first knot and the
-    # rest of the plan is kept (the memory). The costs' `proposal` term can also pull the first command to it.
+    # rest of the plan is kept (the memory); "candidates", the plan is kept and half the samples take their
+    # first knot around the proposal instead of around the plan's. The costs' `proposal` term can also pull
+    # the first command towards it.
     proposal: str = "start"
     threads: int = 2  # rollout threads
     costs: CostConfig = dataclasses.field(default_factory=CostConfig)

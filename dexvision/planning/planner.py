@@ -108,7 +108,8 @@ class Planner:
         from its proposal held over the horizon, not from its own last plan (the planner refines the proposal:
         its answers around one proposal average to an improvement of it, where the answers of plans with
         memories of their own do not); with `proposal: first` the proposal replaces the plan's first knot and
-        the rest of the plan is kept. The `proposal` cost, if weighted, pulls the first command towards it."""
+        the rest of the plan is kept; with `proposal: candidates` the plan is kept and half the samples try
+        first commands around the proposal. The `proposal` cost, if weighted, pulls the first command to it."""
         env = env or self.env
         if guide is not None:
             guide = np.asarray(guide, dtype=np.float64)
@@ -119,7 +120,7 @@ class Planner:
                 opt = self.optimizers[i]
                 if self.cfg.proposal == "start" or self._fresh[i]:
                     opt.reset(np.tile(guide[i], (self.cfg.knots, 1)))
-                else:  # "first": the plan's first knot, its memory kept
+                elif self.cfg.proposal == "first":  # the plan's first knot, its memory kept
                     opt.mean[0] = np.clip(guide[i], -1.0, 1.0)
                 self._fresh[i], self._queued[i] = False, []
         self._guide = guide
@@ -152,6 +153,9 @@ class Planner:
         previous = self._current(i)
         for _ in range(self.cfg.iterations):
             knots = opt.sample()
+            if task.proposal is not None and self.cfg.proposal == "candidates":  # half around the proposal
+                half = slice(1, 1 + len(knots) // 2)
+                knots[half, 0] = np.clip(knots[half, 0] - opt.mean[0] + task.proposal, -1.0, 1.0)
             controls = np.einsum("hk,nku->nhu", self.basis, knots)
             commands = self.layout.ctrl_low + self.layout.ctrl_span * (controls + 1.0) / 2.0
             qpos, qvel = self.backend.run(model, env.datas[i], commands, env.substeps)
