@@ -183,7 +183,8 @@ def test_fast_options_reject_bad_values(tmp_path, capsys):
     for setting, message in [("core=transformer", "core must be one of lstm, mlp"),
                              ("env.action_type=analog", "action_type must be one of discrete, continuous"),
                              ("kl_target=-1", "kl_target must be >= 0"),
-                             ("env.progress_reward=-1", "progress_reward and position_penalty must be >= 0"),
+                             ("env.progress_reward=-1", "progress_reward, position_penalty and action_penalty must be >= 0"),
+                             ("env.action_penalty=-0.1", "action_penalty must be >= 0"),
                              ("env.rotation_reward=log", "rotation_reward must be one of progress, inverse")]:
         code = train_cli.main(["--steps", "40", "--out", str(tmp_path / "x"), "--set", setting])
         assert code == 2
@@ -223,6 +224,20 @@ def test_inverse_rotation_reward_and_position_penalty_follow_the_block():
         expected = 1.0 / (dist + 0.2) - 3.0 * np.linalg.norm(pos - BLOCK_REST_POINT, axis=1)
         np.testing.assert_allclose(reward, expected, rtol=1e-5)
         assert (reward < 1.0 / 0.2).all() and (reward > 1.0 / (np.pi + 0.2) - 3.0).all()
+
+
+def test_the_action_penalty_charges_the_mean_squared_command_in_force():
+    """A penalty of c costs c x the commands' mean square every step (in [-1, 1] units), the same steps as
+    without it otherwise."""
+    def rewards(penalty: float, command: float) -> np.ndarray:
+        env = BlockReorientEnv(EnvConfig(task="gimbal-block", action_type="continuous", action_penalty=penalty), 2)
+        env.reset(seed=3)
+        out = np.array([env.step(np.full((2, env.nu), command, np.float32))[1] for _ in range(3)])
+        env.close()
+        return out
+
+    np.testing.assert_allclose(rewards(0.5, 0.6), rewards(0.0, 0.6) - 0.5 * 0.36, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rewards(0.5, 0.0), rewards(0.0, 0.0), atol=1e-7)  # standing still is free
 
 
 def test_fingertip_positions_join_the_hand_state_only_when_asked(tmp_path):

@@ -53,6 +53,10 @@ class EnvConfig:
     rotation_reward: str = "progress"
     rotation_eps: float = 0.1
     position_penalty: float = 0.0  # per metre of the block's distance from its rest point, every step (hand)
+    # x the mean squared command in force (in [-1, 1] units of its range), every step: on the gimbal, whose
+    # commands are its motors' torques (against the joints' damping: their speeds), a teacher that moves no
+    # faster than it must (slower where a full-speed step would overshoot), so a student has less to circle
+    action_penalty: float = 0.0
     fingertips: bool = False  # hand: the state (teacher, value function) includes the fingertip positions
     # the frame of relative_rotvec, the rotation from the block to its goal: "block", the block's own (the
     # gimbal's motors turn the block about its own axes), or "hand", the hand's (world) frame, in which the
@@ -100,8 +104,8 @@ class EnvConfig:
             raise ValueError("success_threshold must be in (0, pi)")
         if self.obs_noise < 0:
             raise ValueError("obs_noise must be >= 0")
-        if self.progress_reward < 0 or self.position_penalty < 0:
-            raise ValueError("progress_reward and position_penalty must be >= 0")
+        if self.progress_reward < 0 or self.position_penalty < 0 or self.action_penalty < 0:
+            raise ValueError("progress_reward, position_penalty and action_penalty must be >= 0")
         check_choice("goal_frame", self.goal_frame, GOAL_FRAMES)
         check_choice("goal_repr", self.goal_repr, GOAL_REPRS)
         check_choice("goals", self.goals, GOAL_MODES)
@@ -130,7 +134,7 @@ def evaluation_env(env: EnvConfig, task_reward: bool = False) -> EnvConfig:
     if task_reward:
         task = EnvConfig()
         rules.update({k: getattr(task, k) for k in ("rotation_reward", "success_reward", "drop_penalty",
-                                                    "progress_reward", "position_penalty")})
+                                                    "progress_reward", "position_penalty", "action_penalty")})
     return dataclasses.replace(env, **rules)
 
 

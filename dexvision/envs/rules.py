@@ -20,10 +20,11 @@ ROTATION_REWARDS = ("progress", "inverse", "distance", "closeness", "none")
 
 
 def step_reward(cfg: EnvConfig, prev_dist: np.ndarray, dist: np.ndarray, pos: np.ndarray,
-                dropped: np.ndarray) -> np.ndarray:
+                dropped: np.ndarray, command: np.ndarray | None = None) -> np.ndarray:
     """One control step's reward per environment: the rotation term (EnvConfig.rotation_reward), the optional
-    penalty on the block's distance from its rest point, the success bonus and the drop penalty. `prev_dist`
-    and `dist`: the angle to the goal before and after the step; `pos`: the block's centre (N, 3)."""
+    penalties on the block's distance from its rest point and on the commands, the success bonus and the drop
+    penalty. `prev_dist` and `dist`: the angle to the goal before and after the step; `pos`: the block's
+    centre (N, 3); `command`: the commands in force, (N, nu) in [-1, 1] (needed with an action_penalty)."""
     if cfg.rotation_reward == "inverse":
         reward = 1.0 / (dist + cfg.rotation_eps)
     elif cfg.rotation_reward == "distance":
@@ -36,6 +37,10 @@ def step_reward(cfg: EnvConfig, prev_dist: np.ndarray, dist: np.ndarray, pos: np
         reward = cfg.progress_reward * (prev_dist - dist)
     if cfg.position_penalty:
         reward = reward - cfg.position_penalty * np.linalg.norm(pos - BLOCK_REST_POINT, axis=1)
+    if cfg.action_penalty:
+        if command is None:
+            raise ValueError("an action_penalty needs the commands in force")
+        reward = reward - cfg.action_penalty * (np.asarray(command) ** 2).mean(axis=1)
     reward = reward + cfg.success_reward * (dist < cfg.success_threshold)
     return reward - cfg.drop_penalty * dropped
 

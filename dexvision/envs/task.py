@@ -254,7 +254,7 @@ class BlockReorientEnv(gym.vector.VectorEnv):
         dist = self._distance(quat)
         success = dist < self.cfg.success_threshold
         dropped = pos[:, 2] < self.cfg.drop_height if self.scene.task == "hand-block" else np.zeros_like(success)
-        reward = step_reward(self.cfg, self.prev_dist, dist, pos, dropped)
+        reward = step_reward(self.cfg, self.prev_dist, dist, pos, dropped, self.prev_action)
         step_goal = self.goal.copy()  # the goal this step was played for (before a success replaces it)
         if self.cfg.goals == "single":  # one goal per episode: it stays, and the clock runs on
             self.successes = success.astype(int)

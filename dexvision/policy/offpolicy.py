@@ -64,9 +64,10 @@ def check_sac_config(cfg: TrainPolicyConfig) -> None:
         raise UserError("--algo sac needs core: mlp (a feed-forward actor; transitions are sampled one by one)")
     if cfg.teacher or cfg.init_vision:
         raise UserError("--algo sac trains a state teacher from scratch: --teacher and --init-vision do not apply")
-    if cfg.env.rotation_reward not in RELABELLED_REWARDS or cfg.env.position_penalty:
+    if cfg.env.rotation_reward not in RELABELLED_REWARDS or cfg.env.position_penalty or cfg.env.action_penalty:
         raise UserError("--algo sac relabels goals: the reward must be a function of (achieved orientation, goal, "
-                        "drop): --set env.rotation_reward=none (or inverse, distance, closeness) and env.position_penalty=0")
+                        "drop): --set env.rotation_reward=none (or inverse, distance, closeness), env.position_penalty=0 "
+                        "and env.action_penalty=0")
     if cfg.curriculum.enabled:
         raise UserError("--algo sac plays uniform goals and relabels them: set curriculum.enabled=false")
 

@@ -89,9 +89,10 @@ class GoalReward:
     @classmethod
     def of_env(cls, env) -> GoalReward:
         """The reward of an EnvConfig whose reward depends on (achieved, goal, drop) alone."""
-        if env.rotation_reward not in RELABELLED_REWARDS or env.position_penalty:
+        if env.rotation_reward not in RELABELLED_REWARDS or env.position_penalty or env.action_penalty:
             raise ValueError("goal relabelling needs a reward of (achieved orientation, goal, drop): "
-                             f"env.rotation_reward one of {', '.join(RELABELLED_REWARDS)}, and env.position_penalty 0")
+                             f"env.rotation_reward one of {', '.join(RELABELLED_REWARDS)}, and env.position_penalty "
+                             "and env.action_penalty 0")
         return cls(env.success_threshold, env.success_reward, env.drop_penalty, env.rotation_reward,
                    env.rotation_eps, env.progress_reward)
 
