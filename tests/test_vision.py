@@ -185,7 +185,8 @@ def test_torchrun_time_limit_stops_every_rank_at_the_same_step(tiny_data, tmp_pa
     assert [rank for rank, _ in stops] == ["0", "1"], res.stderr[-3000:]
     assert stops[0][1] == stops[1][1]
     result = json.loads((run_dir / "metrics.json").read_text())
-    assert result["stopped_by_time_limit"] and 0 < result["steps"] == int(stops[0][1]) < 100000
+    # on a loaded machine the limit can run out before the first step (0): the ranks must agree all the same
+    assert result["stopped_by_time_limit"] and 0 <= result["steps"] == int(stops[0][1]) < 100000
 
 
 def _one_line(capsys, *fragments):
