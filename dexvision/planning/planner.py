@@ -10,8 +10,8 @@ actions (absolute continuous commands in [-1, 1]), so it can stand wherever a te
 Per environment and control step it samples knot sets around its plan, rolls them out from the simulator's
 full state (on the episode's own model or the nominal one), scores them with the costs, refits the plan
 (optimizer.CrossEntropy) and acts on the plan's first command; the next step starts from that plan shifted
-by one control step (or, given a `guide`, from a policy's proposed command: the planner then refines a network's
-action, which is how DAgger distils it with `dagger.guide`).
+by one control step. Given a `guide`, a policy's proposed commands, the plan also takes them in (the config's
+`proposal`): that is how DAgger's `dagger.guide` makes the planner follow the network it labels for.
 """
 
 from __future__ import annotations

@@ -24,10 +24,11 @@ class DaggerConfig:
     action_noise: float = 0.0  # std of the Gaussian noise on the network's actions while collecting
     updates: int = 64  # optimizer steps on the aggregate after each rollout
     batch_size: int = 256
-    # true: the planner refines the network's own greedy action at every step (its plan starts from that command
-    # held over the horizon) instead of continuing a plan of its own: expert iteration. Labels around one
-    # proposal average to an improvement of it; the labels of a planner with its own memory do not average
-    # (BENCHMARKS.md, "Why the planner's labels do not average").
+    # true: the network's own greedy command goes to the planner as a proposal at every step (the planner
+    # config's `proposal` says how: the start of its plan, its first knot, or candidates around it; its
+    # `proposal` cost pulls towards it), so that the labels at a state agree with each other and with the
+    # network. The labels of a planner that follows only its own plan do not average (BENCHMARKS.md, "Why the
+    # planner's labels do not average").
     guide: bool = False
     # train on the newest `window` labels only (0: all of them). Guided labels improve the network of their day:
     # old ones pull a better network back towards its past
