@@ -63,6 +63,11 @@ def command_bins(commands: np.ndarray, bins: int) -> np.ndarray:
     return np.rint((np.clip(commands, -1.0, 1.0) + 1.0) / 2.0 * (bins - 1)).astype(np.int64)
 
 
+def bin_commands(indices, bins: int):
+    """The inverse of `command_bins`: bin indices (an array or a tensor) as the commands at their centres."""
+    return indices / (bins - 1) * 2.0 - 1.0
+
+
 class Planner:
     """Sampling-based MPC over the environments of `env` (in this process: it reads their simulations)."""
 

@@ -9,13 +9,13 @@ visit with the action it would take there. Early on the planner's own action is 
 first), then the network's greedy action (its Gaussian's mean plus `dagger.action_noise`, or with discrete
 actions its most likely bin), so the aggregate holds the states the network itself leads to, each with the
 planner's label. With `dagger.guide` the planner takes the network's greedy action as a proposal (its config's
-`proposal`: the start of a fresh plan, or the first knot of its own; its `proposal` cost pulls towards it), so
-that the labels at a state agree with each other and with the network, and the played action is then the
-planner's with probability `dagger.mix`; `dagger.window` trains on the newest labels only. After every rollout
-the network is trained on the whole aggregate (`dagger.updates` minibatches of `dagger.batch_size`).
-Continuous actions: the Gaussian negative log-likelihood of the labels (the greedy action, the mean, learns the
-labels' average). Discrete actions (`env.action_type: discrete`, the planner's commands as their nearest of `env.action_bins`
-bins): cross-entropy, so the greedy action is the labels' most frequent bin, not their average; predictive
+`proposal`: the start of a fresh plan, the first knot of its own, or candidates around it; its `proposal` cost
+pulls towards it), so that the labels at a state agree with each other and with the network, and the played
+action is then the planner's with probability `dagger.mix`; `dagger.window` trains on the newest labels only.
+After every rollout the network is trained on the aggregate (`dagger.updates` minibatches of
+`dagger.batch_size`). Continuous actions: the Gaussian negative log-likelihood of the labels (the greedy
+action, the mean, learns the labels' average). Discrete actions (`env.action_type: discrete`, the planner's
+commands as their nearest of `env.action_bins` bins): cross-entropy, so the greedy action is the labels' most frequent bin, not their average; predictive
 sampling's labels are spread over the whole range, and their average plays much worse than the planner
 (BENCHMARKS.md, "Why the planner's labels do not average").
 
@@ -44,7 +44,7 @@ from dexvision.envs.episodes import MAX_PARALLEL, obs_tensors, run_episodes, sum
 from dexvision.envs.task import BlockReorientEnv, evaluation_env, state_keys
 from dexvision.envs.workers import make_env, resolve_env_workers
 from dexvision.planning.config import load_planner_config
-from dexvision.planning.planner import Planner, command_bins
+from dexvision.planning.planner import Planner, bin_commands, command_bins
 from dexvision.policy.checkpoint import load_policy_checkpoint, save_policy
 from dexvision.policy.config import TrainPolicyConfig
 from dexvision.policy.loop import EpisodeStats, log_closing, log_when_due
@@ -221,7 +221,7 @@ class DaggerTrainer:
     def _commands(self, actions: np.ndarray) -> np.ndarray:
         """The network's actions as absolute commands in [-1, 1] (a discrete one's bins as their centres)."""
         if self.discrete:
-            return actions.astype(np.float64) / (self.env_cfg.action_bins - 1) * 2.0 - 1.0
+            return bin_commands(actions.astype(np.float64), self.env_cfg.action_bins)
         return actions
 
     @torch.no_grad()
@@ -268,7 +268,7 @@ class DaggerTrainer:
                 bins = self.env_cfg.action_bins
                 loss = nn.functional.cross_entropy(params.reshape(-1, bins),
                                                    torch.from_numpy(command_bins(labels, bins)).to(self.device).reshape(-1))
-                predicted = params.detach().argmax(-1).float() / (bins - 1) * 2.0 - 1.0
+                predicted = bin_commands(params.detach().argmax(-1).float(), bins)
             else:
                 loss = -Normal(params[..., 0], params[..., 1].exp()).log_prob(target).mean()
                 predicted = params[..., 0].detach()
